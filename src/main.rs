@@ -1,1 +1,235 @@
-fn main() {}
+//! `token-ledger`: parses arguments and calls the library.
+#![forbid(unsafe_code)]
+
+use std::io::{IsTerminal as _, Read as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use token_ledger::app::{self, StartError};
+use token_ledger::config::Settings;
+use token_ledger::crypto;
+use token_ledger::domain::types::Username;
+use token_ledger::http::dcr::{parse_client_name, parse_grant_types};
+use token_ledger::store::ledger::{Command, Envelope, Refusal, Reply};
+use token_ledger::store::log::RequestMeta;
+
+#[derive(Parser)]
+#[command(
+    name = "token-ledger",
+    version,
+    about = "An event-sourced OAuth2 token service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// The deployment.toml to use.
+    #[arg(long, default_value = "deployment.toml")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Run the token service.
+    Serve(ConfigArg),
+    /// Manage OAuth clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Manage users of the password grant.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Check the configuration and exit.
+    Configtest(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id and secret as JSON (the secret is shown only once).
+    Register {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: password, client_credentials, refresh_token (default: all).
+        #[arg(long, value_delimiter = ',')]
+        grant_types: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// The password (visible in the process list; prefer --password-stdin).
+        #[arg(
+            long,
+            conflicts_with = "password_stdin",
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// A failure of a command, printed as one line.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] token_ledger::config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("token-ledger: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Top) -> Result<(), CliError> {
+    match command {
+        Top::Serve(c) => {
+            let settings = Settings::load(&c.config)?;
+            let runtime =
+                tokio::runtime::Runtime::new().map_err(|e| CliError::Usage(e.to_string()))?;
+            runtime.block_on(app::serve(settings))?;
+            Ok(())
+        }
+        Top::Configtest(c) => {
+            Settings::load(&c.config)?;
+            println!("{}: configuration is valid", c.config.display());
+            Ok(())
+        }
+        Top::Client {
+            command:
+                ClientCommand::Register {
+                    name,
+                    grant_types,
+                    config,
+                },
+        } => register_client(&config, name, grant_types),
+        Top::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    password,
+                    password_stdin,
+                    config,
+                },
+        } => {
+            let password = match (password, password_stdin) {
+                (Some(p), _) => p,
+                (None, _) => read_password_line()?,
+            };
+            add_user(&config, username, password)
+        }
+    }
+}
+
+fn read_password_line() -> Result<String, CliError> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .map_err(|e| CliError::Usage(format!("cannot read the password from stdin: {e}")))?;
+    let line = input.lines().next().unwrap_or_default().to_owned();
+    Ok(line)
+}
+
+fn cli_meta() -> RequestMeta {
+    RequestMeta {
+        peer: Some("cli".into()),
+        ..RequestMeta::default()
+    }
+}
+
+fn register_client(
+    config: &ConfigArg,
+    name: String,
+    grant_types: Vec<String>,
+) -> Result<(), CliError> {
+    let settings = Settings::load(&config.config)?;
+    let name = parse_client_name(&name).map_err(|e| CliError::Usage(e.into()))?;
+    let grant_types = parse_grant_types(&grant_types).map_err(CliError::Usage)?;
+    let mut ledger = app::open_ledger(&settings)?;
+    let command = Command::RegisterClient { name, grant_types };
+    match ledger
+        .execute(Envelope {
+            command,
+            meta: cli_meta(),
+        })
+        .map_err(StartError::from)?
+    {
+        Ok(Reply::Client(c)) => {
+            let body = serde_json::json!({
+                "client_id": c.client_id.as_str(),
+                "client_secret": c.client_secret,
+                "client_name": c.client_name,
+                "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            });
+            println!("{body}");
+            Ok(())
+        }
+        Ok(_) => Err(CliError::Usage(
+            "the ledger did not return the new client".into(),
+        )),
+        Err(refusal) => Err(CliError::Usage(refusal.to_string())),
+    }
+}
+
+fn add_user(config: &ConfigArg, username: String, password: String) -> Result<(), CliError> {
+    let settings = Settings::load(&config.config)?;
+    let username = Username::parse(&username).map_err(|e| CliError::Usage(e.to_string()))?;
+    if password.is_empty() {
+        return Err(CliError::Usage("the password must not be empty".into()));
+    }
+    let password_hash = crypto::hash_password(&password).map_err(StartError::from)?;
+    let mut ledger = app::open_ledger(&settings)?;
+    let shown = username.as_str().to_owned();
+    let command = Command::AddUser {
+        username,
+        password_hash,
+    };
+    match ledger
+        .execute(Envelope {
+            command,
+            meta: cli_meta(),
+        })
+        .map_err(StartError::from)?
+    {
+        Ok(_) => {
+            println!("user {shown} added");
+            Ok(())
+        }
+        Err(Refusal::UserExists) => Err(CliError::Usage(format!("user {shown} already exists"))),
+        Err(refusal) => Err(CliError::Usage(refusal.to_string())),
+    }
+}

@@ -1,0 +1,416 @@
+//! `deployment.toml`, deserialised into typed settings that refuse unknown keys. WSO2's key names
+//! where WSO2 has one. Relative paths resolve against the config file's folder.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::grant::Policy;
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A length of time, written as "90s", "5m", "1h", "1d" or a plain integer of seconds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl fmt::Debug for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0)
+    }
+}
+
+impl Seconds {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+            Some(at) => text.split_at(at),
+            None => (text, "s"),
+        };
+        let factor = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        let n: u64 = digits.parse().ok()?;
+        n.checked_mul(factor)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .map(Self)
+    }
+
+    pub fn millis(self) -> i64 {
+        (self.0 * 1000) as i64
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Text(String),
+        }
+        let bad = || {
+            serde::de::Error::custom(
+                "expected a duration such as \"90s\", \"5m\", \"1h\", \"1d\" or whole seconds",
+            )
+        };
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => u64::try_from(n)
+                .ok()
+                .and_then(|n| Seconds::parse(&n.to_string()))
+                .ok_or_else(bad),
+            Raw::Text(t) => Seconds::parse(&t).ok_or_else(bad),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub hostname: String,
+    pub bind_address: std::net::IpAddr,
+    pub port: u16,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".into(),
+            bind_address: [127, 0, 0, 1].into(),
+            port: 9443,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportSection {
+    pub https: HttpsSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpsSection {
+    pub enabled: bool,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for HttpsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSection {
+    pub path: PathBuf,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            path: "data/ledger.db".into(),
+        }
+    }
+}
+
+/// The super admin: introspection and DCR caller, and a user of the password grant.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SuperAdmin {
+    pub username: String,
+    pub password: String,
+}
+
+impl SuperAdmin {
+    pub fn is_default(&self) -> bool {
+        self.username == "admin" && self.password == "admin"
+    }
+}
+
+impl Default for SuperAdmin {
+    fn default() -> Self {
+        Self {
+            username: "admin".into(),
+            password: "admin".into(),
+        }
+    }
+}
+
+impl fmt::Debug for SuperAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SuperAdmin")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthSection {
+    pub token_renewal: TokenRenewal,
+    pub token_validation: TokenValidation,
+    pub grant_type: GrantTypeSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenRenewal {
+    pub renew_access_token_per_request: bool,
+    pub renew_refresh_token: bool,
+    pub extend_refresh_token_expiry_time_on_renewal: bool,
+    pub revoke_token_family_on_refresh_token_reuse: bool,
+    pub refresh_token_reuse_grace_period: Seconds,
+}
+
+impl Default for TokenRenewal {
+    fn default() -> Self {
+        Self {
+            renew_access_token_per_request: false,
+            renew_refresh_token: true,
+            extend_refresh_token_expiry_time_on_renewal: true,
+            revoke_token_family_on_refresh_token_reuse: true,
+            refresh_token_reuse_grace_period: Seconds(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenValidation {
+    pub user_access_token_validity: Seconds,
+    pub app_access_token_validity: Seconds,
+    pub refresh_token_validity: Seconds,
+}
+
+impl Default for TokenValidation {
+    fn default() -> Self {
+        Self {
+            user_access_token_validity: Seconds(3600),
+            app_access_token_validity: Seconds(3600),
+            refresh_token_validity: Seconds(86_400),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrantTypeSection {
+    pub client_credentials: ClientCredentialsSection,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientCredentialsSection {
+    pub allow_refresh_tokens: bool,
+}
+
+/// The whole `deployment.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSection,
+    pub transport: TransportSection,
+    pub database: DatabaseSection,
+    pub super_admin: SuperAdmin,
+    pub oauth: OAuthSection,
+}
+
+impl Settings {
+    /// Reads and checks a config file; relative paths in it become relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut settings: Settings =
+            toml::from_str(&text).map_err(|e| invalid(one_line(&e, &text)))?;
+        settings.check().map_err(invalid)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        settings.database.path = base.join(&settings.database.path);
+        let https = &mut settings.transport.https;
+        https.cert_file = https.cert_file.take().map(|p| base.join(p));
+        https.key_file = https.key_file.take().map(|p| base.join(p));
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let v = &self.oauth.token_validation;
+        for (key, value) in [
+            (
+                "oauth.token_validation.user_access_token_validity",
+                v.user_access_token_validity,
+            ),
+            (
+                "oauth.token_validation.app_access_token_validity",
+                v.app_access_token_validity,
+            ),
+            (
+                "oauth.token_validation.refresh_token_validity",
+                v.refresh_token_validity,
+            ),
+        ] {
+            if value.0 == 0 {
+                return Err(format!("{key} must be longer than 0 seconds"));
+            }
+        }
+        let https = &self.transport.https;
+        if https.cert_file.is_some() != https.key_file.is_some() {
+            return Err(
+                "transport.https.cert_file and transport.https.key_file go together".into(),
+            );
+        }
+        if self.super_admin.username.trim().is_empty() || self.super_admin.password.is_empty() {
+            return Err("super_admin.username and super_admin.password must not be empty".into());
+        }
+        if self.server.hostname.trim().is_empty() {
+            return Err("server.hostname must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// The folder holding the database, the sealing key and the generated TLS certificate.
+    pub fn data_dir(&self) -> PathBuf {
+        self.database
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into())
+    }
+
+    /// The token rules for the pure core.
+    pub fn policy(&self) -> Policy {
+        let r = &self.oauth.token_renewal;
+        let v = &self.oauth.token_validation;
+        Policy {
+            renew_access_token_per_request: r.renew_access_token_per_request,
+            renew_refresh_token: r.renew_refresh_token,
+            extend_refresh_token_expiry_on_renewal: r.extend_refresh_token_expiry_time_on_renewal,
+            revoke_family_on_refresh_token_reuse: r.revoke_token_family_on_refresh_token_reuse,
+            refresh_token_reuse_grace_ms: r.refresh_token_reuse_grace_period.millis(),
+            user_access_token_ms: v.user_access_token_validity.millis(),
+            app_access_token_ms: v.app_access_token_validity.millis(),
+            refresh_token_ms: v.refresh_token_validity.millis(),
+            client_credentials_refresh_tokens: self
+                .oauth
+                .grant_type
+                .client_credentials
+                .allow_refresh_tokens,
+        }
+    }
+}
+
+/// toml's errors span several lines with a source excerpt; one line is what operators grep.
+fn one_line(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text
+                .get(..span.start)
+                .map_or(0, |t| t.matches('\n').count())
+                + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load(&path)
+    }
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        assert_eq!(Seconds::parse("90s"), Some(Seconds(90)));
+        assert_eq!(Seconds::parse("5m"), Some(Seconds(300)));
+        assert_eq!(Seconds::parse("1h"), Some(Seconds(3600)));
+        assert_eq!(Seconds::parse("1d"), Some(Seconds(86_400)));
+        assert_eq!(Seconds::parse("42"), Some(Seconds(42)));
+        assert_eq!(Seconds::parse("1w"), None);
+        assert_eq!(Seconds::parse("h"), None);
+    }
+
+    #[test]
+    fn an_empty_file_gives_wso2_defaults() {
+        let s = load("").unwrap();
+        assert!(!s.oauth.token_renewal.renew_access_token_per_request);
+        assert_eq!(s.policy().user_access_token_ms, 3_600_000);
+        assert_eq!(s.policy().refresh_token_ms, 86_400_000);
+        assert_eq!(s.server.port, 9443);
+        assert!(s.transport.https.enabled);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err =
+            load("[oauth.token_renewal]\nrenew_acess_token_per_request = true\n").unwrap_err();
+        assert!(
+            err.to_string().contains("renew_acess_token_per_request"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_durations_are_refused_by_name() {
+        let err = load("[oauth.token_validation]\nuser_access_token_validity = \"1 week\"\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("duration"), "{err}");
+        let zero = load("[oauth.token_validation]\nuser_access_token_validity = 0\n").unwrap_err();
+        assert!(
+            zero.to_string().contains("user_access_token_validity"),
+            "{zero}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.toml");
+        std::fs::write(&path, "[database]\npath = \"x/ledger.db\"\n").unwrap();
+        assert_eq!(
+            Settings::load(&path).unwrap().database.path,
+            dir.path().join("x/ledger.db")
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_the_admin_password() {
+        let s = load("[super_admin]\nusername = \"root\"\npassword = \"s3cret-pw\"\n").unwrap();
+        assert!(!format!("{s:?}").contains("s3cret-pw"));
+    }
+}

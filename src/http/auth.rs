@@ -1,0 +1,139 @@
+//! Client authentication (`client_secret_basic`, `client_secret_post`) and the introspection
+//! caller (super admin or a client), over HTTP Basic per RFC 6749 section 2.3.1.
+
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use percent_encoding::percent_decode_str;
+
+use super::error::ApiError;
+use super::form::OAuthForm;
+use super::AppState;
+use crate::crypto;
+use crate::domain::types::{ClientId, Digest};
+use crate::store::views::{self, ClientRecord};
+
+const BAD_CREDENTIALS: &str = "Client credentials are invalid.";
+
+/// Credentials as presented, before they are checked.
+#[derive(Debug)]
+pub struct Presented {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Parses an `Authorization: Basic` header. `Ok(None)` when there is no Authorization header.
+pub fn basic(headers: &HeaderMap) -> Result<Option<Presented>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let malformed =
+        || ApiError::InvalidClient("the Authorization header is not valid HTTP Basic".into());
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(ApiError::InvalidClient(
+            "only HTTP Basic client authentication is supported".into(),
+        ));
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    // RFC 6749 section 2.3.1: both parts are form-urlencoded before base64.
+    let unescape = |s: &str| {
+        percent_decode_str(&s.replace('+', " "))
+            .decode_utf8()
+            .map(|c| c.into_owned())
+    };
+    let id = unescape(id).map_err(|_| malformed())?;
+    let secret = unescape(secret).map_err(|_| malformed())?;
+    if id.is_empty() {
+        return Err(ApiError::InvalidClient(
+            "Client ID not found in the request.".into(),
+        ));
+    }
+    Ok(Some(Presented { id, secret }))
+}
+
+/// The client's credentials from the header or the body; using both is refused.
+pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, ApiError> {
+    match (
+        basic(headers)?,
+        form.get("client_id"),
+        form.get("client_secret"),
+    ) {
+        (Some(_), _, Some(_)) => Err(ApiError::invalid_request(
+            "The client MUST NOT use more than one authentication method in each request",
+        )),
+        (Some(p), Some(body_id), None) if body_id != p.id => Err(ApiError::invalid_request(
+            "client_id in the body differs from the Authorization header",
+        )),
+        (Some(p), _, None) => Ok(p),
+        (None, Some(id), Some(secret)) => Ok(Presented {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        }),
+        (None, _, _) => Err(ApiError::InvalidClient(
+            "client authentication is required".into(),
+        )),
+    }
+}
+
+/// Checks a client's secret against the digest in the client view. An unknown client costs the
+/// same comparison as a wrong secret.
+pub async fn authenticate(app: &AppState, presented: Presented) -> Result<ClientRecord, ApiError> {
+    let id = ClientId::parse(&presented.id)
+        .map_err(|_| ApiError::InvalidClient(BAD_CREDENTIALS.into()))?;
+    let record = app
+        .readers
+        .with(move |conn| views::client(conn, &id))
+        .await?;
+    let stored = record
+        .as_ref()
+        .map(|r| r.secret_digest)
+        .unwrap_or(Digest([0; 32]));
+    let matches = crypto::secret_matches(&presented.secret, &stored);
+    match record {
+        Some(r) if matches => Ok(r),
+        _ => Err(ApiError::InvalidClient(BAD_CREDENTIALS.into())),
+    }
+}
+
+/// Who is introspecting.
+#[derive(Debug)]
+pub enum Caller {
+    SuperAdmin,
+    Client(ClientId),
+}
+
+/// The introspection caller: the super admin's credentials, or a registered client's.
+pub async fn introspection_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let presented = basic(headers)?
+        .ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
+    if is_super_admin(app, &presented) {
+        return Ok(Caller::SuperAdmin);
+    }
+    Ok(Caller::Client(
+        authenticate(app, presented).await?.client_id,
+    ))
+}
+
+/// Only the super admin may manage clients.
+pub fn require_super_admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = basic(headers)?
+        .ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
+    if is_super_admin(app, &presented) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidClient(
+            "the super admin's credentials are required".into(),
+        ))
+    }
+}
+
+/// Both parts compared in constant time, and both always compared.
+fn is_super_admin(app: &AppState, presented: &Presented) -> bool {
+    let admin = &app.settings.super_admin;
+    crypto::same_text(&presented.id, &admin.username)
+        & crypto::same_text(&presented.secret, &admin.password)
+}

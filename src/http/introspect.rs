@@ -1,0 +1,90 @@
+//! `POST /oauth2/introspect` (RFC 7662), read from the active-token view.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use super::auth::{introspection_caller, Caller};
+use super::error::ApiError;
+use super::form::OAuthForm;
+use super::token::no_store;
+use super::AppState;
+use crate::domain::grant::ActiveToken;
+use crate::domain::types::Digest;
+use crate::store::ledger::system_clock;
+use crate::store::views::{self, Half};
+
+#[derive(Serialize, Default)]
+struct Introspection {
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aut: Option<&'static str>,
+}
+
+pub async fn introspect(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, ApiError> {
+    let caller = introspection_caller(&app, &headers).await?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
+    let digest = Digest::of(token.as_bytes());
+    let found = app
+        .readers
+        .with(move |conn| views::active_by_digest(conn, &digest))
+        .await?;
+    let visible = found.filter(|(t, _)| match &caller {
+        Caller::SuperAdmin => true,
+        Caller::Client(id) => &t.token.client_id == id,
+    });
+    let body = match visible {
+        Some((token, half)) => describe(&token, half, system_clock()),
+        None => Introspection::default(),
+    };
+    Ok(no_store(Json(body).into_response()))
+}
+
+/// Anything not live is exactly `{"active":false}` (RFC 7662 section 2.2).
+fn describe(t: &ActiveToken, half: Half, now: i64) -> Introspection {
+    let (issued_at, expires_at, token_type) = match (half, &t.token.refresh) {
+        (Half::Access, _) => (t.token.issued_at, t.token.expires_at, "Bearer"),
+        (Half::Refresh, Some(r)) => (r.issued_at, r.expires_at, "Refresh"),
+        (Half::Refresh, None) => return Introspection::default(),
+    };
+    if expires_at <= now {
+        return Introspection::default();
+    }
+    Introspection {
+        active: true,
+        scope: (!t.token.scopes.is_empty()).then(|| t.token.scopes.to_string()),
+        client_id: Some(t.token.client_id.to_string()),
+        username: t.token.username.as_ref().map(|u| u.as_str().to_owned()),
+        token_type: Some(token_type),
+        exp: Some(expires_at / 1000),
+        iat: Some(issued_at / 1000),
+        nbf: Some(issued_at / 1000),
+        aut: Some(if t.token.username.is_some() {
+            "APPLICATION_USER"
+        } else {
+            "APPLICATION"
+        }),
+    }
+}

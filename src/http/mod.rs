@@ -1,0 +1,127 @@
+//! The HTTP layer: routes, shared state and the request context.
+
+pub mod auth;
+pub mod dcr;
+pub mod error;
+pub mod form;
+pub mod introspect;
+pub mod revoke;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::store::readers::Readers;
+use crate::store::writer::Writer;
+use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub writer: Writer,
+    pub readers: Readers,
+    pub settings: Arc<Settings>,
+    /// `scheme://hostname:port`, the issuer of RFC 8414.
+    pub base_url: Arc<str>,
+}
+
+/// Per-request facts for the event envelope.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub peer: String,
+}
+
+/// The service's routes.
+pub fn router(state: AppState) -> Router {
+    let dcr = "/api/identity/oauth2/dcr/v1.1/register";
+    Router::new()
+        .route("/oauth2/token", post(token::token))
+        .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/revoke", post(revoke::revoke))
+        .route(dcr, post(dcr::register))
+        .route(
+            &format!("{dcr}/{{client_id}}"),
+            get(dcr::read).delete(dcr::delete),
+        )
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/health", get(health))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn(context))
+        .with_state(state)
+}
+
+/// Gives each request an id (echoed as `X-Request-Id`) and its peer, and logs one line per
+/// request: method, path, status, time. Never headers or bodies: they carry secrets.
+async fn context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        peer,
+    });
+    let mut response = next.run(req).await;
+    tracing::info!(
+        request_id = %request_id,
+        %method,
+        path = %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// RFC 8414 authorization server metadata.
+async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
+    let base = &app.base_url;
+    Json(json!({
+        "issuer": base.as_ref(),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        "registration_endpoint": format!("{base}/api/identity/oauth2/dcr/v1.1/register"),
+        "grant_types_supported": ["password", "client_credentials", "refresh_token"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+    }))
+}
+
+/// Liveness and the views' checkpoint.
+async fn health(State(app): State<AppState>) -> Response {
+    match app
+        .readers
+        .with(|conn| crate::store::projection::checkpoint(conn))
+        .await
+    {
+        Ok(position) => Json(json!({"status": "ok", "position": position})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! `POST /oauth2/token`: the password, client_credentials and refresh_token grants.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Serialize;
+
+use super::auth::{authenticate, client_credentials};
+use super::error::ApiError;
+use super::form::{reject_sensitive_query, OAuthForm};
+use super::{AppState, RequestContext};
+use crate::crypto;
+use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey, Username};
+use crate::store::ledger::{Command, Envelope, Granted, Reply};
+use crate::store::log::RequestMeta;
+use crate::store::views;
+
+#[derive(Serialize)]
+struct TokenBody {
+    access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+/// Adds the headers RFC 6749 section 5.1 requires on responses that carry tokens.
+pub fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub async fn token(
+    State(app): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    uri: Uri,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, ApiError> {
+    reject_sensitive_query(uri.query())?;
+    let client = authenticate(&app, client_credentials(&headers, &form)?).await?;
+    let grant_name = form
+        .get("grant_type")
+        .ok_or_else(|| ApiError::invalid_request("Missing grant_type parameter value"))?;
+    let grant = GrantType::parse(grant_name).ok_or(ApiError::UnsupportedGrantType)?;
+    if !client.allows(grant) {
+        return Err(ApiError::UnauthorizedClient(
+            "The authenticated client is not authorized to use this authorization grant type"
+                .into(),
+        ));
+    }
+    let (command, username) = match grant {
+        GrantType::Password => password_command(&app, &form, client.client_id.clone()).await?,
+        GrantType::ClientCredentials => {
+            // openid has no meaning without a user (WSO2 drops it for client_credentials).
+            let scopes = scopes(&form)?.without("openid");
+            let key = TokenKey {
+                client: client.client_id.clone(),
+                subject: Subject::Application,
+                scopes,
+            };
+            (
+                Command::Issue {
+                    key,
+                    grant_type: grant,
+                },
+                None,
+            )
+        }
+        GrantType::RefreshToken => {
+            let [refresh] = form.require(["refresh_token"])?;
+            let requested = form
+                .get("scope")
+                .map(ScopeSet::parse)
+                .transpose()
+                .map_err(|_| bad_scope())?;
+            let refresh_digest = Digest::of(refresh.as_bytes());
+            (
+                Command::Refresh {
+                    client: client.client_id.clone(),
+                    refresh_digest,
+                    scopes: requested,
+                },
+                None,
+            )
+        }
+    };
+    let meta = RequestMeta {
+        request_id: Some(ctx.request_id.clone()),
+        client_id: Some(client.client_id.to_string()),
+        username,
+        grant_type: Some(grant.as_str().to_owned()),
+        peer: Some(ctx.peer.clone()),
+    };
+    match app.writer.execute(Envelope { command, meta }).await?? {
+        Reply::Granted(granted) => Ok(token_response(granted)),
+        other => {
+            tracing::error!(
+                ?other,
+                "the ledger answered a token command without a token"
+            );
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+fn bad_scope() -> ApiError {
+    ApiError::InvalidScope("the scope is malformed (RFC 6749 section 3.3)".into())
+}
+
+fn scopes(form: &OAuthForm) -> Result<ScopeSet, ApiError> {
+    ScopeSet::parse(form.get("scope").unwrap_or_default()).map_err(|_| bad_scope())
+}
+
+/// Checks the resource owner's password (argon2id, off the async threads) and builds the
+/// command for the user's key.
+async fn password_command(
+    app: &AppState,
+    form: &OAuthForm,
+    client: ClientId,
+) -> Result<(Command, Option<String>), ApiError> {
+    let [username, password] = form.require(["username", "password"])?;
+    let failed = || ApiError::InvalidGrant(format!("Authentication failed for {username}").into());
+    let name = Username::parse(username).map_err(|_| failed())?;
+    let scopes = scopes(form)?;
+    let password = password.to_owned();
+    let user = app
+        .readers
+        .with(move |conn| {
+            let user = views::user(conn, &name)?;
+            let hash = user
+                .as_ref()
+                .map_or(crypto::decoy_password_hash(), |u| u.password_hash.as_str());
+            let ok = crypto::verify_password(&password, hash);
+            Ok(user.filter(|_| ok))
+        })
+        .await?
+        .ok_or_else(failed)?;
+    let display = user.username.as_str().to_owned();
+    let key = TokenKey {
+        client,
+        subject: Subject::User(user.username),
+        scopes,
+    };
+    Ok((
+        Command::Issue {
+            key,
+            grant_type: GrantType::Password,
+        },
+        Some(display),
+    ))
+}
+
+fn token_response(g: Granted) -> Response {
+    let body = TokenBody {
+        access_token: g.access_token,
+        refresh_token: g.refresh_token,
+        scope: (!g.scopes.is_empty()).then(|| g.scopes.to_string()),
+        token_type: "Bearer",
+        expires_in: g.expires_in,
+    };
+    no_store(Json(body).into_response())
+}

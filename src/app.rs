@@ -45,7 +45,7 @@ pub enum StartError {
 /// log from their checkpoint.
 pub fn open_ledger(settings: &Settings) -> Result<Ledger, StartError> {
     let dir = settings.data_dir();
-    std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+    create_private_dir(&dir).map_err(|source| StartError::DataDir {
         path: dir.display().to_string(),
         source,
     })?;
@@ -56,6 +56,18 @@ pub fn open_ledger(settings: &Settings) -> Result<Ledger, StartError> {
         tracing::info!(events = applied, "the views caught up with the log");
     }
     Ok(Ledger::new(conn, sealer, settings.policy()))
+}
+
+/// Creates the data folder readable by its owner only: it holds the sealing key, the TLS key,
+/// and a database of digests and password hashes.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
 }
 
 /// Makes the super admin a user of the password grant, with the configured password. Appends

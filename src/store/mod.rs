@@ -89,3 +89,6 @@ pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests;

@@ -248,8 +248,7 @@ impl Settings {
             path: path.to_owned(),
             message,
         };
-        let mut settings: Settings =
-            toml::from_str(&text).map_err(|e| invalid(one_line(&e, &text)))?;
+        let mut settings = parse(&text).map_err(invalid)?;
         settings.check().map_err(invalid)?;
         let base = path
             .parent()
@@ -326,6 +325,21 @@ impl Settings {
                 .allow_refresh_tokens,
         }
     }
+}
+
+/// Deserialises with the path of the offending key in every error, so a bad value is named
+/// (`oauth.token_validation.user_access_token_validity: expected a duration ...`).
+fn parse(text: &str) -> Result<Settings, String> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| one_line(&e, text))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = one_line(e.inner(), text);
+        if path.is_empty() || path == "." {
+            inner
+        } else {
+            format!("{path}: {inner}")
+        }
+    })
 }
 
 /// toml's errors span several lines with a source excerpt; one line is what operators grep.

@@ -109,11 +109,7 @@ async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
 
 /// Liveness and the views' checkpoint.
 async fn health(State(app): State<AppState>) -> Response {
-    match app
-        .readers
-        .with(|conn| crate::store::projection::checkpoint(conn))
-        .await
-    {
+    match app.readers.with(crate::store::projection::checkpoint).await {
         Ok(position) => Json(json!({"status": "ok", "position": position})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");

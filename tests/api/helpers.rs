@@ -13,10 +13,10 @@ use base64::Engine as _;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-pub use app::{spawn_app, TestApp};
+pub use app::{assert_revoke_ok, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};
 pub use deployment::Deployment;
-pub use events::{count_of, revocation_reasons, Event};
+pub use events::{count_of, revocation_reasons};
 pub use oauth::{Client, Tokens};
 
 /// Exactly what introspection must say about anything that is not live.
@@ -50,7 +50,10 @@ pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &
         "error_description missing in {body}"
     );
     if error == "invalid_client" {
-        assert!(has_challenge, "a 401 invalid_client must carry WWW-Authenticate");
+        assert!(
+            has_challenge,
+            "a 401 invalid_client must carry WWW-Authenticate"
+        );
     }
     body
 }
@@ -59,7 +62,10 @@ pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &
 pub async fn assert_client_error(response: Response) {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    assert!(status.is_client_error(), "expected a 4xx, got {status}: {body}");
+    assert!(
+        status.is_client_error(),
+        "expected a 4xx, got {status}: {body}"
+    );
 }
 
 /// `Basic base64(raw)` for hand-made, possibly broken, headers.

@@ -1,0 +1,19 @@
+//! Integration tests: each test starts the real `token-ledger` binary on its own temporary folder
+//! and speaks HTTP to it. The tests are the specification of the service's observable behaviour.
+
+mod cli;
+mod concurrency;
+mod dcr;
+mod events;
+mod expiry;
+mod helpers;
+mod introspect;
+mod metadata;
+mod refresh;
+mod restart;
+mod revoke;
+mod secrets;
+mod seed;
+mod tls;
+mod token;
+mod token_errors;

@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error("another server is already serving {0} (its lock file is held)")]
+    AlreadyServing(String),
     #[error("[super_admin] username is not a valid username")]
     AdminName,
 }
@@ -56,6 +58,54 @@ pub fn open_ledger(settings: &Settings) -> Result<Ledger, StartError> {
         tracing::info!(events = applied, "the views caught up with the log");
     }
     Ok(Ledger::new(conn, sealer, settings.policy()))
+}
+
+/// An exclusive advisory lock on `<database>.lock`, held while a server runs. Offline tools
+/// (the audit CLI's `rebuild`) try the same lock to know no server is writing; the CLI's short
+/// writes (`client register`, `user add`) do not need it.
+pub struct ServerLock {
+    /// Dropping the file releases the lock.
+    _file: std::fs::File,
+}
+
+impl ServerLock {
+    /// The lock file of a database.
+    pub fn path(database: &std::path::Path) -> std::path::PathBuf {
+        let mut name = database.as_os_str().to_owned();
+        name.push(".lock");
+        name.into()
+    }
+
+    /// Takes the lock, or fails at once if a server holds it.
+    pub fn acquire(database: &std::path::Path) -> Result<Self, StartError> {
+        if let Some(dir) = database.parent() {
+            create_private_dir(dir).map_err(|source| StartError::DataDir {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let path = Self::path(database);
+        let shown = path.display().to_string();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StartError::DataDir {
+                path: shown.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StartError::AlreadyServing(database.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
+                path: shown,
+                source,
+            }),
+        }
+    }
 }
 
 /// Creates the data folder readable by its owner only: it holds the sealing key, the TLS key,
@@ -98,6 +148,7 @@ pub async fn serve(settings: Settings) -> Result<(), StartError> {
     // Several rustls providers may be compiled in; this service uses ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Arc::new(settings);
+    let _serving = ServerLock::acquire(&settings.database.path)?;
     let mut ledger = open_ledger(&settings)?;
     ensure_super_admin(&mut ledger, &settings)?;
     if settings.super_admin.is_default() {

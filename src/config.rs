@@ -169,9 +169,39 @@ impl fmt::Debug for SuperAdmin {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OAuthSection {
+    pub token_generation: TokenGeneration,
     pub token_renewal: TokenRenewal,
     pub token_validation: TokenValidation,
     pub grant_type: GrantTypeSection,
+}
+
+/// `[oauth.token_generation]`: which generator makes access tokens by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenGeneration {
+    /// `opaque` or `jwt` (or a generator a downstream crate registered); clients may override it.
+    pub access_token_type: String,
+    /// The algorithm of newly created JWT signing keys: ES256, EdDSA or RS256.
+    pub jwt_signing_algorithm: crate::tokens::keys::SigningAlgorithm,
+}
+
+impl Default for TokenGeneration {
+    fn default() -> Self {
+        Self {
+            access_token_type: "opaque".into(),
+            jwt_signing_algorithm: Default::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The longest an access token can live: how long a retired JWT key stays published.
+    pub fn max_access_token_ms(&self) -> i64 {
+        let v = &self.oauth.token_validation;
+        v.user_access_token_validity
+            .millis()
+            .max(v.app_access_token_validity.millis())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,3 +11,4 @@ pub mod domain;
 pub mod http;
 pub mod store;
 pub mod tls;
+pub mod tokens;

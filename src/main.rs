@@ -13,6 +13,7 @@ use token_ledger::domain::types::Username;
 use token_ledger::http::dcr::{parse_client_name, parse_grant_types};
 use token_ledger::store::ledger::{Command, Envelope, Refusal, Reply};
 use token_ledger::store::log::RequestMeta;
+use token_ledger::tokens::{keys, Generators};
 
 #[derive(Parser)]
 #[command(
@@ -46,8 +47,26 @@ enum Top {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the JWT signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Check the configuration and exit.
     Configtest(ConfigArg),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new JWT signing key; the previous one stays published until its tokens expire.
+    /// A running server picks the new key up within a second.
+    Rotate {
+        /// ES256, EdDSA or RS256 (default: [oauth.token_generation] jwt_signing_algorithm).
+        #[arg(long)]
+        algorithm: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +78,9 @@ enum ClientCommand {
         /// Comma-separated: password, client_credentials, refresh_token (default: all).
         #[arg(long, value_delimiter = ',')]
         grant_types: Vec<String>,
+        /// opaque or jwt (default: [oauth.token_generation] access_token_type).
+        #[arg(long, value_parser = ["opaque", "jwt"])]
+        access_token_type: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -133,9 +155,13 @@ fn run(command: Top) -> Result<(), CliError> {
                 ClientCommand::Register {
                     name,
                     grant_types,
+                    access_token_type,
                     config,
                 },
-        } => register_client(&config, name, grant_types),
+        } => register_client(&config, name, grant_types, access_token_type),
+        Top::Keys {
+            command: KeysCommand::Rotate { algorithm, config },
+        } => rotate_keys(&config, algorithm),
         Top::User {
             command:
                 UserCommand::Add {
@@ -171,16 +197,40 @@ fn cli_meta() -> RequestMeta {
     }
 }
 
+fn rotate_keys(config: &ConfigArg, algorithm: Option<String>) -> Result<(), CliError> {
+    let settings = Settings::load(&config.config)?;
+    let alg = match algorithm {
+        None => settings.oauth.token_generation.jwt_signing_algorithm,
+        Some(name) => {
+            serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
+                CliError::Usage(format!(
+                    "unknown algorithm {name:?}: use ES256, EdDSA or RS256"
+                ))
+            })?
+        }
+    };
+    let dir = settings.data_dir().join("jwt-keys");
+    let now = token_ledger::store::ledger::system_clock();
+    let kid = keys::rotate(&dir, alg, now).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{}", serde_json::json!({ "kid": kid, "alg": alg }));
+    Ok(())
+}
+
 fn register_client(
     config: &ConfigArg,
     name: String,
     grant_types: Vec<String>,
+    access_token_type: Option<String>,
 ) -> Result<(), CliError> {
     let settings = Settings::load(&config.config)?;
     let name = parse_client_name(&name).map_err(|e| CliError::Usage(e.into()))?;
     let grant_types = parse_grant_types(&grant_types).map_err(CliError::Usage)?;
-    let mut ledger = app::open_ledger(&settings)?;
-    let command = Command::RegisterClient { name, grant_types };
+    let mut ledger = app::open_ledger(&settings, Generators::opaque())?;
+    let command = Command::RegisterClient {
+        name,
+        grant_types,
+        access_token_type,
+    };
     match ledger
         .execute(Envelope {
             command,
@@ -194,6 +244,7 @@ fn register_client(
                 "client_secret": c.client_secret,
                 "client_name": c.client_name,
                 "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+                "access_token_type": c.access_token_type,
             });
             println!("{body}");
             Ok(())
@@ -212,7 +263,7 @@ fn add_user(config: &ConfigArg, username: String, password: String) -> Result<()
         return Err(CliError::Usage("the password must not be empty".into()));
     }
     let password_hash = crypto::hash_password(&password).map_err(StartError::from)?;
-    let mut ledger = app::open_ledger(&settings)?;
+    let mut ledger = app::open_ledger(&settings, Generators::opaque())?;
     let shown = username.as_str().to_owned();
     let command = Command::AddUser {
         username,

@@ -46,6 +46,9 @@ pub struct ClientRegistered {
     pub client_name: String,
     pub secret_digest: Digest,
     pub grant_types: Vec<GrantType>,
+    /// The client's token generator (`opaque`, `jwt`, or a custom one); absent: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,8 +94,10 @@ pub struct TokenIssued {
     pub issued_at: Millis,
     pub expires_at: Millis,
     /// The access token value sealed with AES-256-GCM under the data folder's key (base64), kept
-    /// so that the same token can be handed back while renewal is off.
-    pub sealed_access: String,
+    /// so that the same token can be handed back while renewal is off. Absent when the token
+    /// will never be handed back (renewal per request, JWTs): then only its digest and id exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_access: Option<String>,
     pub refresh: Option<RefreshPart>,
 }
 

@@ -60,11 +60,59 @@ impl ActiveToken {
 /// Freshly generated token material, made by the caller (random values, sealed).
 #[derive(Debug, Clone)]
 pub struct FreshToken {
+    /// Also the JWT `jti` when the access token is a JWT.
     pub token_id: Uuid,
     pub access_digest: Digest,
-    pub sealed_access: String,
+    /// The access token value sealed for handing back; `None` when it will never be handed back
+    /// (renewal per request), so a JWT never rests in the log even encrypted.
+    pub sealed_access: Option<String>,
     pub refresh_digest: Digest,
     pub sealed_refresh: String,
+}
+
+/// What a new access token will say; the caller's `Mint` turns it into values.
+#[derive(Debug, Clone, Copy)]
+pub struct Draft<'a> {
+    pub client_id: &'a ClientId,
+    pub subject: &'a Subject,
+    pub scopes: &'a ScopeSet,
+    pub issued_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// A token value could not be made (e.g. a signing key is unusable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot make a token value: {0}")]
+pub struct MintError(pub String);
+
+/// Makes token values for drafts: the seam where opaque or JWT generators plug in.
+pub trait Mint {
+    fn mint(&mut self, draft: &Draft<'_>) -> Result<FreshToken, MintError>;
+}
+
+/// How a request treats the key's active token (WSO2 `accessTokenRenewedPerRequest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Hand the active token back while it is usable.
+    Off,
+    /// `renew_access_token_per_request = true`: revoke it, and issue a new refresh token too.
+    ByConfig,
+    /// The token generator renews per request (JWT): revoke it, but carry the refresh token over
+    /// while it outlives a new access token (WSO2 product-is #10684).
+    ByGenerator,
+}
+
+impl Renewal {
+    /// Code beats config: a generator's `Some(_)` wins over the flag; the flag itself, when on,
+    /// still renews refresh tokens.
+    pub fn resolve(config_flag: bool, generator: Option<bool>) -> Self {
+        match (generator, config_flag) {
+            (Some(false), _) => Self::Off,
+            (Some(true), false) => Self::ByGenerator,
+            (_, true) => Self::ByConfig,
+            (None, false) => Self::Off,
+        }
+    }
 }
 
 /// A request for a token on a key (password or client_credentials grant).
@@ -74,6 +122,7 @@ pub struct IssueRequest {
     pub grant_type: GrantType,
     /// The client may use the refresh_token grant.
     pub client_allows_refresh: bool,
+    pub renewal: Renewal,
 }
 
 /// What the caller gets.
@@ -129,10 +178,10 @@ fn fresh_refresh(fresh: &FreshToken, now: Millis, lifetime: Millis) -> RefreshPa
 pub fn decide_issue(
     current: Option<&ActiveToken>,
     req: &IssueRequest,
-    fresh: &FreshToken,
+    mint: &mut dyn Mint,
     policy: &Policy,
     now: Millis,
-) -> Decision {
+) -> Result<Decision, MintError> {
     let app = req.key.subject == Subject::Application;
     let lifetime = if app {
         policy.app_access_token_ms
@@ -142,46 +191,46 @@ pub fn decide_issue(
     let gives_refresh =
         req.client_allows_refresh && (!app || policy.client_credentials_refresh_tokens);
     let mut events = Vec::new();
-    let mut family_id = fresh.token_id;
-    let mut refresh = gives_refresh.then(|| fresh_refresh(fresh, now, policy.refresh_token_ms));
+    let mut carried = None;
 
     if let Some(current) = current {
-        if policy.renew_access_token_per_request {
+        let reason = match req.renewal {
             // Renewal comes before any expiry check: even a time-expired token ends up revoked.
-            events.push(revoke(current, RevokeReason::Renewal));
-        } else {
-            let access_ok = current.access_left(now) > USABLE_MARGIN_MS;
-            let refresh_ok = current
-                .refresh_left(now)
-                .is_none_or(|left| left > USABLE_MARGIN_MS);
-            if access_ok && refresh_ok {
-                let expires_in = current.access_left(now) / 1000;
-                let returned = TokenReturned {
-                    token_id: current.token.token_id,
-                    expires_in,
-                };
-                return Decision {
-                    events: vec![Pending {
-                        stream: current.stream.clone(),
-                        event: Event::TokenReturned(returned),
-                    }],
-                    outcome: Ok(Outcome::Returned {
-                        token: current.token.clone(),
-                        expires_in,
-                    }),
-                };
+            Renewal::ByConfig => RevokeReason::Renewal,
+            Renewal::ByGenerator => {
+                carried = carry_refresh(current, gives_refresh, lifetime, now);
+                RevokeReason::Renewal
             }
-            events.push(revoke(current, RevokeReason::ExpiryReplacement));
-            // IDENTITY-6777: keep the old refresh token while it outlives a fresh access token.
-            if let Some(old) = &current.token.refresh {
-                if gives_refresh && old.expires_at - now > lifetime {
-                    refresh = Some(old.clone());
-                    family_id = current.token.family_id;
-                }
+            Renewal::Off if usable(current, now) => match current.token.sealed_access {
+                Some(_) => return Ok(returned(current, now)),
+                // Issued while renewing per request: its value was never kept, so it cannot be
+                // handed back; it is replaced as renewal would.
+                None => RevokeReason::Renewal,
+            },
+            Renewal::Off => {
+                // IDENTITY-6777: keep the old refresh token while it outlives a new access token.
+                carried = carry_refresh(current, gives_refresh, lifetime, now);
+                RevokeReason::ExpiryReplacement
             }
-        }
+        };
+        events.push(revoke(current, reason));
     }
 
+    let draft = Draft {
+        client_id: &req.key.client,
+        subject: &req.key.subject,
+        scopes: &req.key.scopes,
+        issued_at: now,
+        expires_at: now + lifetime,
+    };
+    let fresh = mint.mint(&draft)?;
+    let (family_id, refresh) = match carried {
+        Some((family, part)) => (family, Some(part)),
+        None => (
+            fresh.token_id,
+            gives_refresh.then(|| fresh_refresh(&fresh, now, policy.refresh_token_ms)),
+        ),
+    };
     let issued = TokenIssued {
         token_id: fresh.token_id,
         family_id,
@@ -202,10 +251,48 @@ pub fn decide_issue(
         stream: req.key.stream(),
         event: Event::TokenIssued(issued.clone()),
     });
-    Decision {
+    Ok(Decision {
         events,
         outcome: Ok(Outcome::Issued(issued)),
+    })
+}
+
+/// More than a second left on the access token and, where there is one, the refresh token.
+fn usable(current: &ActiveToken, now: Millis) -> bool {
+    current.access_left(now) > USABLE_MARGIN_MS
+        && current
+            .refresh_left(now)
+            .is_none_or(|left| left > USABLE_MARGIN_MS)
+}
+
+fn returned(current: &ActiveToken, now: Millis) -> Decision {
+    let expires_in = current.access_left(now) / 1000;
+    let event = TokenReturned {
+        token_id: current.token.token_id,
+        expires_in,
+    };
+    Decision {
+        events: vec![Pending {
+            stream: current.stream.clone(),
+            event: Event::TokenReturned(event),
+        }],
+        outcome: Ok(Outcome::Returned {
+            token: current.token.clone(),
+            expires_in,
+        }),
     }
+}
+
+/// The old refresh token (and its family) when it outlives a new access token of `lifetime`.
+fn carry_refresh(
+    current: &ActiveToken,
+    gives_refresh: bool,
+    lifetime: Millis,
+    now: Millis,
+) -> Option<(Uuid, RefreshPart)> {
+    let old = current.token.refresh.as_ref()?;
+    (gives_refresh && old.expires_at - now > lifetime)
+        .then(|| (current.token.family_id, old.clone()))
 }
 
 /// What the store found for a presented refresh token.
@@ -248,13 +335,15 @@ pub fn decide_refresh(
     target: Option<&ActiveToken>,
     client: &ClientId,
     requested: Option<&ScopeSet>,
-    fresh: &FreshToken,
+    mint: &mut dyn Mint,
     policy: &Policy,
     now: Millis,
-) -> Decision {
-    let refuse = |events, error| Decision {
-        events,
-        outcome: Err(error),
+) -> Result<Decision, MintError> {
+    let refuse = |events, error| {
+        Ok(Decision {
+            events,
+            outcome: Err(error),
+        })
     };
     let source = match lookup {
         RefreshLookup::Unknown => {
@@ -276,7 +365,13 @@ pub fn decide_refresh(
                 refresh_digest: *refresh_digest,
                 family_id: *family_id,
             };
-            return replayed(replay, *rotated_at, family_active.as_ref(), policy, now);
+            return Ok(replayed(
+                replay,
+                *rotated_at,
+                family_active.as_ref(),
+                policy,
+                now,
+            ));
         }
         RefreshLookup::Active(source) => source,
     };
@@ -300,6 +395,16 @@ pub fn decide_refresh(
         scopes,
         ..source.key()
     };
+    // The new access token lives as long as the one being refreshed (WSO2 section 2.3).
+    let expires_at = now + (source.token.expires_at - source.token.issued_at);
+    let draft = Draft {
+        client_id: &key.client,
+        subject: &key.subject,
+        scopes: &key.scopes,
+        issued_at: now,
+        expires_at,
+    };
+    let fresh = mint.mint(&draft)?;
     let mut events = vec![revoke(source, RevokeReason::Refresh)];
     if let Some(target) = target.filter(|t| t.stream != source.stream) {
         events.push(revoke(target, RevokeReason::Refresh));
@@ -308,7 +413,7 @@ pub fn decide_refresh(
         policy.renew_refresh_token,
         policy.extend_refresh_token_expiry_on_renewal,
     ) {
-        (true, true) => fresh_refresh(fresh, now, policy.refresh_token_ms),
+        (true, true) => fresh_refresh(&fresh, now, policy.refresh_token_ms),
         (true, false) => RefreshPart {
             digest: fresh.refresh_digest,
             sealed: fresh.sealed_refresh.clone(),
@@ -325,8 +430,7 @@ pub fn decide_refresh(
         grant_type: GrantType::RefreshToken,
         access_digest: fresh.access_digest,
         issued_at: now,
-        // The new access token lives as long as the one being refreshed (WSO2 section 2.3).
-        expires_at: now + (source.token.expires_at - source.token.issued_at),
+        expires_at,
         sealed_access: fresh.sealed_access.clone(),
         refresh: Some(refresh),
     };
@@ -334,10 +438,10 @@ pub fn decide_refresh(
         stream: key.stream(),
         event: Event::TokenIssued(issued.clone()),
     });
-    Decision {
+    Ok(Decision {
         events,
         outcome: Ok(Outcome::Issued(issued)),
-    }
+    })
 }
 
 struct Replay<'a> {

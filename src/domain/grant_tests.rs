@@ -19,13 +19,19 @@ fn policy() -> Policy {
     }
 }
 
-fn fresh(n: u8) -> FreshToken {
-    FreshToken {
-        token_id: Uuid::from_u128(n as u128),
-        access_digest: Digest([n; 32]),
-        sealed_access: format!("sealed-at-{n}"),
-        refresh_digest: Digest([n + 100; 32]),
-        sealed_refresh: format!("sealed-rt-{n}"),
+/// Mints token number `n`, whatever the draft says.
+struct Fixed(u8);
+
+impl Mint for Fixed {
+    fn mint(&mut self, _draft: &Draft<'_>) -> Result<FreshToken, MintError> {
+        let n = self.0;
+        Ok(FreshToken {
+            token_id: Uuid::from_u128(n as u128),
+            access_digest: Digest([n; 32]),
+            sealed_access: Some(format!("sealed-at-{n}")),
+            refresh_digest: Digest([n + 100; 32]),
+            sealed_refresh: format!("sealed-rt-{n}"),
+        })
     }
 }
 
@@ -38,6 +44,7 @@ fn user_request(scopes: &str) -> IssueRequest {
         },
         grant_type: GrantType::Password,
         client_allows_refresh: true,
+        renewal: Renewal::Off,
     }
 }
 
@@ -65,7 +72,7 @@ fn types(decision: &Decision) -> Vec<String> {
 
 #[test]
 fn a_key_without_a_token_gets_a_new_access_and_refresh_token() {
-    let d = decide_issue(None, &user_request("openid"), &fresh(1), &policy(), 0);
+    let d = decide_issue(None, &user_request("openid"), &mut Fixed(1), &policy(), 0).unwrap();
     assert_eq!(types(&d), ["TokenIssued"]);
     let t = issued(&d);
     assert_eq!(t.token.expires_at, HOUR);
@@ -75,20 +82,16 @@ fn a_key_without_a_token_gets_a_new_access_and_refresh_token() {
 
 #[test]
 fn renewal_off_hands_back_the_same_token_with_the_seconds_left() {
-    let first = issued(&decide_issue(
-        None,
-        &user_request("openid"),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let first =
+        issued(&decide_issue(None, &user_request("openid"), &mut Fixed(1), &policy(), 0).unwrap());
     let d = decide_issue(
         Some(&first),
         &user_request("openid"),
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         1_500,
-    );
+    )
+    .unwrap();
     assert_eq!(types(&d), ["TokenReturned"]);
     assert_eq!(
         d.outcome,
@@ -101,18 +104,13 @@ fn renewal_off_hands_back_the_same_token_with_the_seconds_left() {
 
 #[test]
 fn renewal_revokes_the_previous_token_before_issuing() {
-    let p = Policy {
-        renew_access_token_per_request: true,
-        ..policy()
+    let p = policy();
+    let req = IssueRequest {
+        renewal: Renewal::ByConfig,
+        ..user_request("openid")
     };
-    let first = issued(&decide_issue(
-        None,
-        &user_request("openid"),
-        &fresh(1),
-        &p,
-        0,
-    ));
-    let d = decide_issue(Some(&first), &user_request("openid"), &fresh(2), &p, 10);
+    let first = issued(&decide_issue(None, &req, &mut Fixed(1), &p, 0).unwrap());
+    let d = decide_issue(Some(&first), &req, &mut Fixed(2), &p, 10).unwrap();
     assert_eq!(types(&d), ["TokenRevoked(renewal)", "TokenIssued"]);
     let second = issued(&d);
     assert_ne!(second.token.access_digest, first.token.access_digest);
@@ -124,20 +122,16 @@ fn renewal_revokes_the_previous_token_before_issuing() {
 
 #[test]
 fn a_token_with_one_second_or_less_left_is_not_handed_back() {
-    let first = issued(&decide_issue(
-        None,
-        &user_request(""),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let first =
+        issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &policy(), 0).unwrap());
     let d = decide_issue(
         Some(&first),
         &user_request(""),
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         HOUR - 1000,
-    );
+    )
+    .unwrap();
     assert_eq!(
         types(&d),
         ["TokenRevoked(expiry_replacement)", "TokenIssued"]
@@ -153,11 +147,11 @@ fn identity_6777_timeline_reuses_the_refresh_token_only_while_it_outlives_a_new_
         ..policy()
     };
     let req = user_request("RO");
-    let t0 = issued(&decide_issue(None, &req, &fresh(1), &p, 0));
-    let same = decide_issue(Some(&t0), &req, &fresh(2), &p, 30_000);
+    let t0 = issued(&decide_issue(None, &req, &mut Fixed(1), &p, 0).unwrap());
+    let same = decide_issue(Some(&t0), &req, &mut Fixed(2), &p, 30_000).unwrap();
     assert!(matches!(same.outcome, Ok(Outcome::Returned { .. })));
 
-    let t61 = issued(&decide_issue(Some(&t0), &req, &fresh(3), &p, 61_000));
+    let t61 = issued(&decide_issue(Some(&t0), &req, &mut Fixed(3), &p, 61_000).unwrap());
     assert_ne!(t61.token.access_digest, t0.token.access_digest);
     assert_eq!(
         t61.token.refresh, t0.token.refresh,
@@ -165,14 +159,14 @@ fn identity_6777_timeline_reuses_the_refresh_token_only_while_it_outlives_a_new_
     );
     assert_eq!(t61.token.family_id, t0.token.family_id);
 
-    let t122 = issued(&decide_issue(Some(&t61), &req, &fresh(4), &p, 122_000));
+    let t122 = issued(&decide_issue(Some(&t61), &req, &mut Fixed(4), &p, 122_000).unwrap());
     assert_ne!(
         t122.token.refresh, t0.token.refresh,
         "RT0 has 28 s left < 60 s: renewed"
     );
     assert_eq!(t122.token.refresh.as_ref().unwrap().expires_at, 272_000);
 
-    let t153 = decide_issue(Some(&t122), &req, &fresh(5), &p, 153_000);
+    let t153 = decide_issue(Some(&t122), &req, &mut Fixed(5), &p, 153_000).unwrap();
     assert!(
         matches!(t153.outcome, Ok(Outcome::Returned { ref token, .. }) if *token == t122.token)
     );
@@ -183,39 +177,39 @@ fn client_credentials_gets_no_refresh_token_unless_allowed() {
     let mut req = user_request("CC");
     req.key.subject = Subject::Application;
     req.grant_type = GrantType::ClientCredentials;
-    assert!(issued(&decide_issue(None, &req, &fresh(1), &policy(), 0))
-        .token
-        .refresh
-        .is_none());
+    assert!(
+        issued(&decide_issue(None, &req, &mut Fixed(1), &policy(), 0).unwrap())
+            .token
+            .refresh
+            .is_none()
+    );
     let p = Policy {
         client_credentials_refresh_tokens: true,
         ..policy()
     };
-    assert!(issued(&decide_issue(None, &req, &fresh(1), &p, 0))
-        .token
-        .refresh
-        .is_some());
+    assert!(
+        issued(&decide_issue(None, &req, &mut Fixed(1), &p, 0).unwrap())
+            .token
+            .refresh
+            .is_some()
+    );
 }
 
 #[test]
 fn refresh_issues_a_new_pair_in_the_same_family_and_makes_the_old_one_inactive() {
-    let t0 = issued(&decide_issue(
-        None,
-        &user_request("a b"),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t0 =
+        issued(&decide_issue(None, &user_request("a b"), &mut Fixed(1), &policy(), 0).unwrap());
     let lookup = RefreshLookup::Active(t0.clone());
     let d = decide_refresh(
         &lookup,
         None,
         &t0.token.client_id,
         None,
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         5_000,
-    );
+    )
+    .unwrap();
     assert_eq!(types(&d), ["TokenRevoked(refresh)", "TokenIssued"]);
     let t1 = issued(&d);
     assert_eq!(t1.stream, t0.stream);
@@ -226,17 +220,21 @@ fn refresh_issues_a_new_pair_in_the_same_family_and_makes_the_old_one_inactive()
 
 #[test]
 fn refresh_may_narrow_the_scope_but_never_widen_it() {
-    let t0 = issued(&decide_issue(
-        None,
-        &user_request("a b"),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t0 =
+        issued(&decide_issue(None, &user_request("a b"), &mut Fixed(1), &policy(), 0).unwrap());
     let lookup = RefreshLookup::Active(t0.clone());
     let client = t0.token.client_id.clone();
     let wide = ScopeSet::parse("a b c").unwrap();
-    let d = decide_refresh(&lookup, None, &client, Some(&wide), &fresh(2), &policy(), 1);
+    let d = decide_refresh(
+        &lookup,
+        None,
+        &client,
+        Some(&wide),
+        &mut Fixed(2),
+        &policy(),
+        1,
+    )
+    .unwrap();
     assert_eq!(d.outcome, Err(DomainError::InvalidScope));
     assert!(d.events.is_empty());
     let narrow = ScopeSet::parse("a").unwrap();
@@ -245,10 +243,11 @@ fn refresh_may_narrow_the_scope_but_never_widen_it() {
         None,
         &client,
         Some(&narrow),
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         1,
-    );
+    )
+    .unwrap();
     let t1 = issued(&d);
     assert_eq!(t1.token.scopes, narrow);
     assert_ne!(t1.stream, t0.stream, "a narrower scope set is another key");
@@ -260,9 +259,18 @@ fn refresh_without_renewal_keeps_the_refresh_token_and_its_expiry() {
         renew_refresh_token: false,
         ..policy()
     };
-    let t0 = issued(&decide_issue(None, &user_request(""), &fresh(1), &p, 0));
+    let t0 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &p, 0).unwrap());
     let lookup = RefreshLookup::Active(t0.clone());
-    let d = decide_refresh(&lookup, None, &t0.token.client_id, None, &fresh(2), &p, 9);
+    let d = decide_refresh(
+        &lookup,
+        None,
+        &t0.token.client_id,
+        None,
+        &mut Fixed(2),
+        &p,
+        9,
+    )
+    .unwrap();
     assert_eq!(issued(&d).token.refresh, t0.token.refresh);
 }
 
@@ -272,9 +280,18 @@ fn refresh_renewal_without_extension_keeps_the_old_expiry_with_a_new_value() {
         extend_refresh_token_expiry_on_renewal: false,
         ..policy()
     };
-    let t0 = issued(&decide_issue(None, &user_request(""), &fresh(1), &p, 0));
+    let t0 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &p, 0).unwrap());
     let lookup = RefreshLookup::Active(t0.clone());
-    let d = decide_refresh(&lookup, None, &t0.token.client_id, None, &fresh(2), &p, 9);
+    let d = decide_refresh(
+        &lookup,
+        None,
+        &t0.token.client_id,
+        None,
+        &mut Fixed(2),
+        &p,
+        9,
+    )
+    .unwrap();
     let (old, new) = (t0.token.refresh.unwrap(), issued(&d).token.refresh.unwrap());
     assert_ne!(old.digest, new.digest);
     assert_eq!(
@@ -296,46 +313,36 @@ fn rotated(rotated_at: Millis, family_active: Option<ActiveToken>) -> RefreshLoo
 
 #[test]
 fn a_replayed_refresh_token_within_the_grace_period_is_refused_and_recorded_only() {
-    let t1 = issued(&decide_issue(
-        None,
-        &user_request(""),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t1 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &policy(), 0).unwrap());
     let client = t1.token.client_id.clone();
     let d = decide_refresh(
         &rotated(0, Some(t1)),
         None,
         &client,
         None,
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         10_000,
-    );
+    )
+    .unwrap();
     assert_eq!(types(&d), ["RefreshTokenReplayed"]);
     assert!(matches!(d.outcome, Err(DomainError::InvalidGrant(_))));
 }
 
 #[test]
 fn a_replayed_refresh_token_after_the_grace_period_revokes_its_family() {
-    let t1 = issued(&decide_issue(
-        None,
-        &user_request(""),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t1 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &policy(), 0).unwrap());
     let client = t1.token.client_id.clone();
     let d = decide_refresh(
         &rotated(0, Some(t1)),
         None,
         &client,
         None,
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         10_001,
-    );
+    )
+    .unwrap();
     assert_eq!(
         types(&d),
         ["RefreshTokenReplayed", "TokenRevoked(refresh_token_reuse)"]
@@ -345,36 +352,25 @@ fn a_replayed_refresh_token_after_the_grace_period_revokes_its_family() {
 
 #[test]
 fn another_clients_refresh_token_is_an_invalid_grant() {
-    let t0 = issued(&decide_issue(
-        None,
-        &user_request(""),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t0 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &policy(), 0).unwrap());
     let other = ClientId::parse("client-2").unwrap();
     let d = decide_refresh(
         &RefreshLookup::Active(t0),
         None,
         &other,
         None,
-        &fresh(2),
+        &mut Fixed(2),
         &policy(),
         1,
-    );
+    )
+    .unwrap();
     assert!(d.events.is_empty());
     assert!(matches!(d.outcome, Err(DomainError::InvalidGrant(_))));
 }
 
 #[test]
 fn revocation_of_another_clients_token_is_refused_and_changes_nothing() {
-    let t0 = issued(&decide_issue(
-        None,
-        &user_request(""),
-        &fresh(1),
-        &policy(),
-        0,
-    ));
+    let t0 = issued(&decide_issue(None, &user_request(""), &mut Fixed(1), &policy(), 0).unwrap());
     let other = ClientId::parse("client-2").unwrap();
     let d = decide_revoke(Some(&t0), &other);
     assert_eq!(d.outcome, Err(DomainError::TokenOfAnotherClient));
@@ -382,4 +378,47 @@ fn revocation_of_another_clients_token_is_refused_and_changes_nothing() {
     let own = decide_revoke(Some(&t0), &t0.token.client_id);
     assert_eq!(types(&own), ["TokenRevoked(revocation_request)"]);
     assert_eq!(decide_revoke(None, &other).outcome, Ok(Outcome::Done));
+}
+
+#[test]
+fn code_beats_config_when_a_generator_chooses() {
+    assert_eq!(Renewal::resolve(false, None), Renewal::Off);
+    assert_eq!(Renewal::resolve(true, None), Renewal::ByConfig);
+    assert_eq!(Renewal::resolve(true, Some(false)), Renewal::Off);
+    assert_eq!(Renewal::resolve(false, Some(true)), Renewal::ByGenerator);
+    assert_eq!(Renewal::resolve(true, Some(true)), Renewal::ByConfig);
+}
+
+#[test]
+fn generator_renewal_revokes_but_carries_a_long_lived_refresh_token_over() {
+    let req = IssueRequest {
+        renewal: Renewal::ByGenerator,
+        ..user_request("a")
+    };
+    let first = issued(&decide_issue(None, &req, &mut Fixed(1), &policy(), 0).unwrap());
+    let d = decide_issue(Some(&first), &req, &mut Fixed(2), &policy(), 10).unwrap();
+    assert_eq!(types(&d), ["TokenRevoked(renewal)", "TokenIssued"]);
+    let second = issued(&d);
+    assert_ne!(second.token.access_digest, first.token.access_digest);
+    assert_eq!(
+        second.token.refresh, first.token.refresh,
+        "product-is #10684"
+    );
+    assert_eq!(second.token.family_id, first.token.family_id);
+}
+
+#[test]
+fn a_token_whose_value_was_not_kept_is_replaced_rather_than_handed_back() {
+    let mut first =
+        issued(&decide_issue(None, &user_request("a"), &mut Fixed(1), &policy(), 0).unwrap());
+    first.token.sealed_access = None;
+    let d = decide_issue(
+        Some(&first),
+        &user_request("a"),
+        &mut Fixed(2),
+        &policy(),
+        10,
+    )
+    .unwrap();
+    assert_eq!(types(&d), ["TokenRevoked(renewal)", "TokenIssued"]);
 }

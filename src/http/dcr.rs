@@ -21,6 +21,8 @@ use crate::store::views;
 struct Registration {
     client_name: Option<String>,
     grant_types: Option<Vec<String>>,
+    /// `opaque` or `jwt` (or a registered custom generator); absent: the server's default.
+    access_token_type: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -30,6 +32,8 @@ struct ClientBody {
     client_secret: Option<String>,
     client_name: String,
     grant_types: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token_type: Option<String>,
 }
 
 /// A client name: 1 to 255 characters, no control characters.
@@ -80,7 +84,20 @@ pub async fn register(
         .map_err(|e| ApiError::InvalidClientMetadata(e.into()))?;
     let grant_types = parse_grant_types(&reg.grant_types.unwrap_or_default())
         .map_err(|e| ApiError::InvalidClientMetadata(e.into()))?;
-    let command = Command::RegisterClient { name, grant_types };
+    let access_token_type = reg.access_token_type.filter(|t| !t.is_empty());
+    if let Some(t) = access_token_type
+        .as_deref()
+        .filter(|t| !app.generators.contains(t))
+    {
+        return Err(ApiError::InvalidClientMetadata(
+            format!("unknown access_token_type {t:?}").into(),
+        ));
+    }
+    let command = Command::RegisterClient {
+        name,
+        grant_types,
+        access_token_type,
+    };
     match app
         .writer
         .execute(Envelope {
@@ -95,6 +112,7 @@ pub async fn register(
                 client_secret: Some(c.client_secret),
                 client_name: c.client_name,
                 grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
+                access_token_type: c.access_token_type,
             };
             Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
         }
@@ -119,6 +137,7 @@ pub async fn read(
         client_secret: None,
         client_name: client.client_name,
         grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
+        access_token_type: client.access_token_type,
     };
     Ok(no_store(Json(body).into_response()))
 }

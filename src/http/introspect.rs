@@ -15,6 +15,7 @@ use crate::domain::grant::ActiveToken;
 use crate::domain::types::Digest;
 use crate::store::ledger::system_clock;
 use crate::store::views::{self, Half};
+use crate::tokens::jwt;
 
 #[derive(Serialize, Default)]
 struct Introspection {
@@ -35,6 +36,14 @@ struct Introspection {
     nbf: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aut: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<String>,
 }
 
 pub async fn introspect(
@@ -46,6 +55,18 @@ pub async fn introspect(
     let token = form
         .get("token")
         .ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
+    let now = system_clock();
+    // A JWT must carry a valid signature of a published key before the ledger is asked; the
+    // ledger still decides, so a revoked jti is inactive at once.
+    let claims = if jwt::looks_like_jwt(token) {
+        let max = app.settings.max_access_token_ms();
+        match jwt::verify(&app.keys, &app.jwt_issuer(), token, now, max) {
+            Some(claims) => Some(claims),
+            None => return Ok(no_store(Json(Introspection::default()).into_response())),
+        }
+    } else {
+        None
+    };
     let digest = Digest::of(token.as_bytes());
     let found = app
         .readers
@@ -55,10 +76,16 @@ pub async fn introspect(
         Caller::SuperAdmin => true,
         Caller::Client(id) => &t.token.client_id == id,
     });
-    let body = match visible {
-        Some((token, half)) => describe(&token, half, system_clock()),
+    let mut body = match visible {
+        Some((token, half)) => describe(&token, half, now),
         None => Introspection::default(),
     };
+    if let Some(c) = claims.filter(|_| body.active) {
+        body.jti = Some(c.jti);
+        body.sub = Some(c.sub);
+        body.iss = Some(c.iss);
+        body.aud = Some(c.aud);
+    }
     Ok(no_store(Json(body).into_response()))
 }
 
@@ -86,5 +113,6 @@ fn describe(t: &ActiveToken, half: Half, now: i64) -> Introspection {
         } else {
             "APPLICATION"
         }),
+        ..Introspection::default()
     }
 }

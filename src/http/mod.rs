@@ -23,6 +23,8 @@ use serde_json::json;
 use crate::config::Settings;
 use crate::store::readers::Readers;
 use crate::store::writer::Writer;
+use crate::tokens::keys::KeyStore;
+use crate::tokens::Generators;
 use error::ApiError;
 
 /// What every handler shares.
@@ -33,6 +35,16 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// `scheme://hostname:port`, the issuer of RFC 8414.
     pub base_url: Arc<str>,
+    pub generators: Arc<Generators>,
+    /// JWT signing keys: the JWKS and the verification of presented JWTs.
+    pub keys: Arc<KeyStore>,
+}
+
+impl AppState {
+    /// The `iss` of JWT access tokens: the token endpoint URL.
+    pub fn jwt_issuer(&self) -> String {
+        format!("{}/oauth2/token", self.base_url)
+    }
 }
 
 /// Per-request facts for the event envelope.
@@ -55,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             get(dcr::read).delete(dcr::delete),
         )
         .route("/.well-known/oauth-authorization-server", get(metadata))
+        .route("/oauth2/jwks", get(jwks))
         .route("/health", get(health))
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn(context))
@@ -99,12 +112,19 @@ async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "revocation_endpoint": format!("{base}/oauth2/revoke"),
         "registration_endpoint": format!("{base}/api/identity/oauth2/dcr/v1.1/register"),
+        "jwks_uri": format!("{base}/oauth2/jwks"),
         "grant_types_supported": ["password", "client_credentials", "refresh_token"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
     }))
+}
+
+/// The public keys of JWT access tokens (RFC 7517), retired ones until their tokens expire.
+async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
+    let now = crate::store::ledger::system_clock();
+    Json(app.keys.jwks(now, app.settings.max_access_token_ms()))
 }
 
 /// Liveness and the views' checkpoint.

@@ -6,19 +6,20 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
 use super::log::{append, RequestMeta, Tail};
+use super::mint::LedgerMint;
 use super::projection::{apply, set_checkpoint};
-use super::views::{self, Half};
+use super::views::{self, ClientRecord, Half};
 use super::StoreError;
 use crate::crypto::{self, Sealer};
 use crate::domain::events::{
-    ClientDeleted, ClientRegistered, Event, Millis, Pending, TokenIssued, UserAdded,
-    UserPasswordChanged,
+    ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded, UserPasswordChanged,
 };
 use crate::domain::grant::{
     decide_issue, decide_refresh, decide_revoke, refreshed_scopes, revoke_all_of_client, Decision,
-    DomainError, FreshToken, IssueRequest, Outcome, Policy, RefreshLookup,
+    DomainError, IssueRequest, Policy, RefreshLookup, Renewal,
 };
 use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, TokenKey, Username};
+use crate::tokens::{Generators, TokenGenerator};
 
 /// What a caller asks the ledger to do.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub enum Command {
     RegisterClient {
         name: String,
         grant_types: Vec<GrantType>,
+        /// The client's token generator by name; `None` for the server-wide default.
+        access_token_type: Option<String>,
     },
     DeleteClient {
         client_id: ClientId,
@@ -80,6 +83,7 @@ pub struct NewClient {
     pub client_secret: String,
     pub client_name: String,
     pub grant_types: Vec<GrantType>,
+    pub access_token_type: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +113,7 @@ pub struct Ledger {
     conn: Connection,
     sealer: Sealer,
     policy: Policy,
+    generators: Generators,
     clock: fn() -> Millis,
 }
 
@@ -118,11 +123,12 @@ pub fn system_clock() -> Millis {
 }
 
 impl Ledger {
-    pub fn new(conn: Connection, sealer: Sealer, policy: Policy) -> Self {
+    pub fn new(conn: Connection, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
         Self {
             conn,
             sealer,
             policy,
+            generators,
             clock: system_clock,
         }
     }
@@ -147,9 +153,13 @@ impl Ledger {
         let mut results = Vec::with_capacity(count);
         for envelope in batch {
             let now = (self.clock)();
-            let result = run_in_savepoint(&mut tx, |sp| {
-                execute(sp, &self.sealer, &self.policy, envelope, now)
-            });
+            let cx = Context {
+                sealer: &self.sealer,
+                policy: &self.policy,
+                generators: &self.generators,
+                now,
+            };
+            let result = run_in_savepoint(&mut tx, |sp| execute(sp, &cx, envelope));
             results.push(result);
         }
         match tx.commit() {
@@ -200,70 +210,45 @@ fn commit_events(
     set_checkpoint(conn, tail.position)
 }
 
-fn execute(
-    conn: &Connection,
-    sealer: &Sealer,
-    policy: &Policy,
-    envelope: Envelope,
+/// What the ledger needs to decide.
+struct Context<'a> {
+    sealer: &'a Sealer,
+    policy: &'a Policy,
+    generators: &'a Generators,
     now: Millis,
-) -> CommandResult {
+}
+
+/// Events to commit and the reply to give.
+type Outcome2 = (Vec<Pending>, Result<Reply, Refusal>);
+
+fn execute(conn: &Connection, cx: &Context<'_>, envelope: Envelope) -> CommandResult {
     let Envelope { command, meta } = envelope;
-    let fresh = || fresh_token(sealer);
     let (events, reply) = match command {
-        Command::Issue { key, grant_type } => {
-            let Some(client) = views::client(conn, &key.client)? else {
-                return Ok(Err(Refusal::UnknownClient));
-            };
-            let current = views::active_by_stream(conn, &key.stream())?;
-            let req = IssueRequest {
-                key,
-                grant_type,
-                client_allows_refresh: client.allows(GrantType::RefreshToken),
-            };
-            decision(
-                decide_issue(current.as_ref(), &req, &fresh(), policy, now),
-                sealer,
-            )?
-        }
+        Command::Issue { key, grant_type } => match issue(conn, cx, key, grant_type)? {
+            Some(done) => done,
+            None => return Ok(Err(Refusal::UnknownClient)),
+        },
         Command::Refresh {
             client,
             refresh_digest,
             scopes,
-        } => {
-            if views::client(conn, &client)?.is_none() {
-                return Ok(Err(Refusal::UnknownClient));
-            }
-            let lookup = refresh_lookup(conn, &refresh_digest)?;
-            let target = match &lookup {
-                RefreshLookup::Active(source) => match refreshed_scopes(source, scopes.as_ref()) {
-                    Ok(s) => views::active_by_stream(
-                        conn,
-                        &TokenKey {
-                            scopes: s,
-                            ..source.key()
-                        }
-                        .stream(),
-                    )?,
-                    Err(_) => None,
-                },
-                _ => None,
-            };
-            let d = decide_refresh(
-                &lookup,
-                target.as_ref(),
-                &client,
-                scopes.as_ref(),
-                &fresh(),
-                policy,
-                now,
-            );
-            decision(d, sealer)?
-        }
+        } => match refresh(conn, cx, client, refresh_digest, scopes)? {
+            Some(done) => done,
+            None => return Ok(Err(Refusal::UnknownClient)),
+        },
         Command::Revoke { client, digest } => {
             let found = views::active_by_digest(conn, &digest)?.map(|(t, _)| t);
-            decision(decide_revoke(found.as_ref(), &client), sealer)?
+            let d = decide_revoke(found.as_ref(), &client);
+            (
+                d.events,
+                d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain),
+            )
         }
-        Command::RegisterClient { name, grant_types } => register_client(name, grant_types),
+        Command::RegisterClient {
+            name,
+            grant_types,
+            access_token_type,
+        } => register_client(name, grant_types, access_token_type),
         Command::DeleteClient { client_id } => {
             if views::client(conn, &client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
@@ -313,8 +298,93 @@ fn execute(
             (vec![Pending { stream, event }], Ok(Reply::Done))
         }
     };
-    commit_events(conn, events, &meta, now)?;
+    commit_events(conn, events, &meta, cx.now)?;
     Ok(reply)
+}
+
+/// The client's generator and how its requests treat an active token (code beats config).
+fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
+    let generator = cx
+        .generators
+        .for_client(client.access_token_type.as_deref());
+    let renewal = Renewal::resolve(
+        cx.policy.renew_access_token_per_request,
+        generator.renew_per_request(),
+    );
+    (generator, renewal)
+}
+
+fn issue(
+    conn: &Connection,
+    cx: &Context<'_>,
+    key: TokenKey,
+    grant_type: GrantType,
+) -> Result<Option<Outcome2>, StoreError> {
+    let Some(client) = views::client(conn, &key.client)? else {
+        return Ok(None);
+    };
+    let (generator, renewal) = generator_of(cx, &client);
+    let current = views::active_by_stream(conn, &key.stream())?;
+    let client_allows_refresh = client.allows(GrantType::RefreshToken);
+    let req = IssueRequest {
+        key,
+        grant_type,
+        client_allows_refresh,
+        renewal,
+    };
+    let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
+    let d = decide_issue(current.as_ref(), &req, &mut mint, cx.policy, cx.now)
+        .map_err(|e| StoreError::Mint(e.0))?;
+    Ok(Some(respond(d, &mint)?))
+}
+
+fn refresh(
+    conn: &Connection,
+    cx: &Context<'_>,
+    client_id: ClientId,
+    refresh_digest: Digest,
+    scopes: Option<ScopeSet>,
+) -> Result<Option<Outcome2>, StoreError> {
+    let Some(client) = views::client(conn, &client_id)? else {
+        return Ok(None);
+    };
+    let (generator, renewal) = generator_of(cx, &client);
+    let lookup = refresh_lookup(conn, &refresh_digest)?;
+    let target = match &lookup {
+        RefreshLookup::Active(source) => match refreshed_scopes(source, scopes.as_ref()) {
+            Ok(s) => views::active_by_stream(
+                conn,
+                &TokenKey {
+                    scopes: s,
+                    ..source.key()
+                }
+                .stream(),
+            )?,
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
+    let d = decide_refresh(
+        &lookup,
+        target.as_ref(),
+        &client_id,
+        scopes.as_ref(),
+        &mut mint,
+        cx.policy,
+        cx.now,
+    )
+    .map_err(|e| StoreError::Mint(e.0))?;
+    Ok(Some(respond(d, &mint)?))
+}
+
+/// The events to commit and the reply, with the token values the mint made or kept.
+fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Outcome2, StoreError> {
+    let reply = match &d.outcome {
+        Ok(outcome) => Ok(mint.granted(outcome)?.map_or(Reply::Done, Reply::Granted)),
+        Err(e) => Err(Refusal::Domain(e.clone())),
+    };
+    Ok((d.events, reply))
 }
 
 fn user_stream(username: &Username) -> String {
@@ -324,7 +394,8 @@ fn user_stream(username: &Username) -> String {
 fn register_client(
     name: String,
     grant_types: Vec<GrantType>,
-) -> (Vec<Pending>, Result<Reply, Refusal>) {
+    access_token_type: Option<String>,
+) -> Outcome2 {
     let client_id =
         ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
     let client_secret = crypto::new_secret();
@@ -333,6 +404,7 @@ fn register_client(
         client_name: name.clone(),
         secret_digest: Digest::of(client_secret.as_bytes()),
         grant_types: grant_types.clone(),
+        access_token_type: access_token_type.clone(),
     });
     let stream = format!("client-{client_id}");
     let reply = Reply::Client(NewClient {
@@ -340,6 +412,7 @@ fn register_client(
         client_secret,
         client_name: name,
         grant_types,
+        access_token_type,
     });
     (vec![Pending { stream, event }], Ok(reply))
 }
@@ -358,53 +431,5 @@ fn refresh_lookup(conn: &Connection, digest: &Digest) -> Result<RefreshLookup, S
         family_id: r.family_id,
         client_id: r.client_id,
         rotated_at: r.rotated_at,
-    })
-}
-
-/// New random values, sealed under the data folder's key with their digest as context.
-fn fresh_token(sealer: &Sealer) -> FreshToken {
-    let access = crypto::new_secret();
-    let refresh = crypto::new_secret();
-    let access_digest = Digest::of(access.as_bytes());
-    let refresh_digest = Digest::of(refresh.as_bytes());
-    FreshToken {
-        token_id: Uuid::new_v4(),
-        sealed_access: sealer.seal(&access, &access_digest.0),
-        sealed_refresh: sealer.seal(&refresh, &refresh_digest.0),
-        access_digest,
-        refresh_digest,
-    }
-}
-
-/// Turns a decision into events to commit and the reply, opening the sealed values to answer.
-fn decision(
-    d: Decision,
-    sealer: &Sealer,
-) -> Result<(Vec<Pending>, Result<Reply, Refusal>), StoreError> {
-    let reply = match d.outcome {
-        Ok(Outcome::Issued(token)) => {
-            let expires_in = (token.expires_at - token.issued_at) / 1000;
-            Ok(Reply::Granted(granted(&token, expires_in, sealer)?))
-        }
-        Ok(Outcome::Returned { token, expires_in }) => {
-            Ok(Reply::Granted(granted(&token, expires_in, sealer)?))
-        }
-        Ok(Outcome::Done) => Ok(Reply::Done),
-        Err(e) => Err(Refusal::Domain(e)),
-    };
-    Ok((d.events, reply))
-}
-
-fn granted(token: &TokenIssued, expires_in: i64, sealer: &Sealer) -> Result<Granted, StoreError> {
-    let access_token = sealer.open(&token.sealed_access, &token.access_digest.0)?;
-    let refresh_token = match &token.refresh {
-        Some(r) => Some(sealer.open(&r.sealed, &r.digest.0)?),
-        None => None,
-    };
-    Ok(Granted {
-        access_token,
-        refresh_token,
-        scopes: token.scopes.clone(),
-        expires_in,
     })
 }

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// The migrations in order; the database's `user_version` is how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../../schema/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../schema/0001_event_log.sql"),
+    include_str!("../../schema/0002_token_generators.sql"),
+];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

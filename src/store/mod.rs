@@ -3,6 +3,7 @@
 pub mod ledger;
 pub mod log;
 pub mod migrate;
+pub mod mint;
 pub mod projection;
 pub mod readers;
 pub mod views;
@@ -33,6 +34,8 @@ pub enum StoreError {
     Crypto(#[from] CryptoError),
     #[error("the batch could not be committed: {0}")]
     BatchFailed(String),
+    #[error("cannot make a token value: {0}")]
+    Mint(String),
     #[error("the writer has stopped")]
     WriterGone,
 }

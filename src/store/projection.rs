@@ -17,10 +17,17 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
         Event::ClientRegistered(e) => {
             let grants: Vec<&str> = e.grant_types.iter().map(|g| g.as_str()).collect();
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO clients (client_id, client_name, secret_digest, grant_types)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO clients
+                    (client_id, client_name, secret_digest, grant_types, access_token_type)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![e.client_id.as_str(), e.client_name, &e.secret_digest.0[..], grants.join(" ")])?;
+            .execute(params![
+                e.client_id.as_str(),
+                e.client_name,
+                &e.secret_digest.0[..],
+                grants.join(" "),
+                e.access_token_type,
+            ])?;
         }
         Event::ClientDeleted(e) => {
             conn.prepare_cached("DELETE FROM clients WHERE client_id = ?1")?

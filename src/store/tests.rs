@@ -24,6 +24,7 @@ fn fixture() -> Fixture {
         open_writer(&path).unwrap(),
         sealer,
         Settings::default().policy(),
+        crate::tokens::Generators::opaque(),
     );
     Fixture {
         _dir: dir,
@@ -44,6 +45,7 @@ fn envelope(command: Command) -> Envelope {
 
 fn register(ledger: &mut Ledger) -> ClientId {
     let command = Command::RegisterClient {
+        access_token_type: None,
         name: "app".into(),
         grant_types: GrantType::ALL.to_vec(),
     };

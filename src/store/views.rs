@@ -155,6 +155,7 @@ pub struct ClientRecord {
     pub client_name: String,
     pub secret_digest: Digest,
     pub grant_types: Vec<GrantType>,
+    pub access_token_type: Option<String>,
 }
 
 impl ClientRecord {
@@ -165,7 +166,8 @@ impl ClientRecord {
 
 pub fn client(conn: &Connection, id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT client_id, client_name, secret_digest, grant_types FROM clients WHERE client_id = ?1",
+        "SELECT client_id, client_name, secret_digest, grant_types, access_token_type
+         FROM clients WHERE client_id = ?1",
     )?;
     let row = stmt
         .query_row([id.as_str()], |r| {
@@ -179,6 +181,7 @@ pub fn client(conn: &Connection, id: &ClientId) -> Result<Option<ClientRecord>, 
                     .split(' ')
                     .filter_map(GrantType::parse)
                     .collect(),
+                access_token_type: r.get(4)?,
             })
         })
         .optional()?;

@@ -1,20 +1,15 @@
-//! Start-up: open the ledger, catch the views up, start the writer, bind, serve, shut down.
-
-use std::io::Write as _;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+//! What start-up needs before serving, shared with the CLI: the data folder, the server lock,
+//! the ledger with its views caught up, and the super admin.
 
 use crate::config::Settings;
 use crate::crypto::{self, Sealer};
 use crate::domain::types::Username;
-use crate::http::{router, AppState};
 use crate::store::ledger::{Command, Envelope, Ledger};
 use crate::store::log::RequestMeta;
-use crate::store::readers::Readers;
-use crate::store::writer::Writer;
 use crate::store::{open_writer, projection, views, StoreError};
-use crate::tls::{self, TlsError};
+use crate::tls::TlsError;
+use crate::tokens::keys::KeyError;
+use crate::tokens::Generators;
 
 /// Why the service or a CLI command could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +34,17 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error("another server is already serving {0} (its lock file is held)")]
     AlreadyServing(String),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("[oauth.token_generation] access_token_type: {0}")]
+    Generator(String),
     #[error("[super_admin] username is not a valid username")]
     AdminName,
 }
 
 /// Opens the database (migrating it), loads the sealing key, and catches the views up with the
 /// log from their checkpoint.
-pub fn open_ledger(settings: &Settings) -> Result<Ledger, StartError> {
+pub fn open_ledger(settings: &Settings, generators: Generators) -> Result<Ledger, StartError> {
     let dir = settings.data_dir();
     create_private_dir(&dir).map_err(|source| StartError::DataDir {
         path: dir.display().to_string(),
@@ -57,7 +56,7 @@ pub fn open_ledger(settings: &Settings) -> Result<Ledger, StartError> {
     if applied > 0 {
         tracing::info!(events = applied, "the views caught up with the log");
     }
-    Ok(Ledger::new(conn, sealer, settings.policy()))
+    Ok(Ledger::new(conn, sealer, settings.policy(), generators))
 }
 
 /// An exclusive advisory lock on `<database>.lock`, held while a server runs. Offline tools
@@ -110,7 +109,7 @@ impl ServerLock {
 
 /// Creates the data folder readable by its owner only: it holds the sealing key, the TLS key,
 /// and a database of digests and password hashes.
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     if dir.exists() {
         return Ok(());
     }
@@ -141,94 +140,4 @@ pub fn ensure_super_admin(ledger: &mut Ledger, settings: &Settings) -> Result<()
         })?
         .ok();
     Ok(())
-}
-
-/// Runs the service until SIGINT or SIGTERM. Prints `listening on URL` on stdout once ready.
-pub async fn serve(settings: Settings) -> Result<(), StartError> {
-    // Several rustls providers may be compiled in; this service uses ring's.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let settings = Arc::new(settings);
-    let _serving = ServerLock::acquire(&settings.database.path)?;
-    let mut ledger = open_ledger(&settings)?;
-    ensure_super_admin(&mut ledger, &settings)?;
-    if settings.super_admin.is_default() {
-        tracing::warn!(
-            "the super admin has the default password: change [super_admin] in deployment.toml"
-        );
-    }
-    let (writer, writer_thread) = Writer::spawn(ledger).map_err(StartError::Serve)?;
-    let server = &settings.server;
-    let addr = SocketAddr::new(server.bind_address, server.port);
-    let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
-    let local = listener.local_addr().map_err(StartError::Serve)?;
-    let https = settings.transport.https.enabled;
-    let scheme = if https { "https" } else { "http" };
-    let state = AppState {
-        writer,
-        readers: Readers::new(settings.database.path.clone()),
-        base_url: format!("{scheme}://{}:{}", server.hostname, local.port()).into(),
-        settings: settings.clone(),
-    };
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let handle = axum_server::Handle::<SocketAddr>::new();
-    tokio::spawn(shutdown_on_signal(handle.clone()));
-    let served = if https {
-        let config = tls::rustls_config(&settings).await?;
-        announce(scheme, local);
-        axum_server::from_tcp_rustls(listener, config)
-            .map_err(StartError::Serve)?
-            .handle(handle)
-            .serve(app)
-            .await
-    } else {
-        announce(scheme, local);
-        axum_server::from_tcp(listener)
-            .map_err(StartError::Serve)?
-            .handle(handle)
-            .serve(app)
-            .await
-    };
-    served.map_err(StartError::Serve)?;
-    // Every acknowledged command is committed already; wait briefly for the writer to finish
-    // what is queued so the database closes cleanly.
-    let joined = tokio::task::spawn_blocking(move || writer_thread.join());
-    if tokio::time::timeout(Duration::from_secs(5), joined)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the writer did not stop within 5 s");
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn announce(scheme: &str, addr: SocketAddr) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "listening on {scheme}://{addr}");
-    let _ = out.flush();
-}
-
-/// On SIGINT or SIGTERM: stop accepting, let in-flight requests finish (10 s at most).
-async fn shutdown_on_signal(handle: axum_server::Handle<SocketAddr>) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
-    handle.graceful_shutdown(Some(Duration::from_secs(10)));
 }

@@ -18,6 +18,8 @@ pub struct ConfigOverrides {
     pub client_credentials_refresh_tokens: bool,
     pub admin_password: String,
     pub https: bool,
+    /// `[oauth.token_generation] access_token_type`: "opaque" or "jwt".
+    pub access_token_type: &'static str,
 }
 
 impl Default for ConfigOverrides {
@@ -33,6 +35,7 @@ impl Default for ConfigOverrides {
             client_credentials_refresh_tokens: false,
             admin_password: "admin".to_string(),
             https: false,
+            access_token_type: "opaque",
         }
     }
 }
@@ -69,6 +72,9 @@ path = "{DATA_DIR}/ledger.db"
 username = "{ADMIN_USER}"
 password = "{admin_password}"
 
+[oauth.token_generation]
+access_token_type = "{token_type}"
+
 [oauth.token_renewal]
 renew_access_token_per_request = {renew}
 renew_refresh_token = {renew_rt}
@@ -85,6 +91,7 @@ refresh_token_validity = {rt}
 allow_refresh_tokens = {cc_rt}
 "#,
             https = self.https,
+            token_type = self.access_token_type,
             admin_password = self.admin_password,
             renew = self.renew_access_token_per_request,
             renew_rt = self.renew_refresh_token,

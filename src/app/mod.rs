@@ -137,18 +137,13 @@ impl Application {
         });
         let served = match tls {
             Some(config) => {
-                axum_server::from_tcp_rustls(listener, config)
-                    .map_err(StartError::Serve)?
-                    .handle(handle)
-                    .serve(app)
-                    .await
+                let server =
+                    axum_server::from_tcp_rustls(listener, config).map_err(StartError::Serve)?;
+                with_limits(server).handle(handle).serve(app).await
             }
             None => {
-                axum_server::from_tcp(listener)
-                    .map_err(StartError::Serve)?
-                    .handle(handle)
-                    .serve(app)
-                    .await
+                let server = axum_server::from_tcp(listener).map_err(StartError::Serve)?;
+                with_limits(server).handle(handle).serve(app).await
             }
         };
         served.map_err(StartError::Serve)?;
@@ -164,6 +159,23 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// How long a client may take to send a request's headers (slow-header attacks); also how long
+/// an idle kept-alive connection stays open.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTP/1.1 only, with a header read timeout so that clients trickling bytes are cut off.
+fn with_limits<A: axum_server::Address, Acc>(
+    mut server: axum_server::Server<A, Acc>,
+) -> axum_server::Server<A, Acc> {
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    server.http1_only()
 }
 
 /// Runs the service until SIGINT or SIGTERM. Prints `listening on URL` on stdout once ready.

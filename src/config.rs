@@ -12,10 +12,7 @@ use crate::domain::grant::Policy;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -45,9 +42,7 @@ impl Seconds {
             _ => return None,
         };
         let n: u64 = digits.parse().ok()?;
-        n.checked_mul(factor)
-            .filter(|s| *s <= 100 * 365 * 86_400)
-            .map(Self)
+        n.checked_mul(factor).filter(|s| *s <= 100 * 365 * 86_400).map(Self)
     }
 
     pub fn millis(self) -> i64 {
@@ -69,10 +64,7 @@ impl<'de> Deserialize<'de> for Seconds {
             )
         };
         match Raw::deserialize(d)? {
-            Raw::Int(n) => u64::try_from(n)
-                .ok()
-                .and_then(|n| Seconds::parse(&n.to_string()))
-                .ok_or_else(bad),
+            Raw::Int(n) => u64::try_from(n).ok().and_then(|n| Seconds::parse(&n.to_string())).ok_or_else(bad),
             Raw::Text(t) => Seconds::parse(&t).ok_or_else(bad),
         }
     }
@@ -88,11 +80,7 @@ pub struct ServerSection {
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self {
-            hostname: "localhost".into(),
-            bind_address: [127, 0, 0, 1].into(),
-            port: 9443,
-        }
+        Self { hostname: "localhost".into(), bind_address: [127, 0, 0, 1].into(), port: 9443 }
     }
 }
 
@@ -112,11 +100,7 @@ pub struct HttpsSection {
 
 impl Default for HttpsSection {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            cert_file: None,
-            key_file: None,
-        }
+        Self { enabled: true, cert_file: None, key_file: None }
     }
 }
 
@@ -128,9 +112,7 @@ pub struct DatabaseSection {
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self {
-            path: "data/ledger.db".into(),
-        }
+        Self { path: "data/ledger.db".into() }
     }
 }
 
@@ -150,19 +132,13 @@ impl SuperAdmin {
 
 impl Default for SuperAdmin {
     fn default() -> Self {
-        Self {
-            username: "admin".into(),
-            password: "admin".into(),
-        }
+        Self { username: "admin".into(), password: "admin".into() }
     }
 }
 
 impl fmt::Debug for SuperAdmin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SuperAdmin")
-            .field("username", &self.username)
-            .field("password", &"<hidden>")
-            .finish()
+        f.debug_struct("SuperAdmin").field("username", &self.username).field("password", &"<hidden>").finish()
     }
 }
 
@@ -187,10 +163,7 @@ pub struct TokenGeneration {
 
 impl Default for TokenGeneration {
     fn default() -> Self {
-        Self {
-            access_token_type: "opaque".into(),
-            jwt_signing_algorithm: Default::default(),
-        }
+        Self { access_token_type: "opaque".into(), jwt_signing_algorithm: Default::default() }
     }
 }
 
@@ -198,9 +171,7 @@ impl Settings {
     /// The longest an access token can live: how long a retired JWT key stays published.
     pub fn max_access_token_ms(&self) -> i64 {
         let v = &self.oauth.token_validation;
-        v.user_access_token_validity
-            .millis()
-            .max(v.app_access_token_validity.millis())
+        v.user_access_token_validity.millis().max(v.app_access_token_validity.millis())
     }
 }
 
@@ -270,20 +241,12 @@ pub struct Settings {
 impl Settings {
     /// Reads and checks a config file; relative paths in it become relative to its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_owned(), message };
         let mut settings = parse(&text).map_err(invalid)?;
         settings.check().map_err(invalid)?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         settings.database.path = base.join(&settings.database.path);
         let https = &mut settings.transport.https;
         https.cert_file = https.cert_file.take().map(|p| base.join(p));
@@ -294,18 +257,9 @@ impl Settings {
     fn check(&self) -> Result<(), String> {
         let v = &self.oauth.token_validation;
         for (key, value) in [
-            (
-                "oauth.token_validation.user_access_token_validity",
-                v.user_access_token_validity,
-            ),
-            (
-                "oauth.token_validation.app_access_token_validity",
-                v.app_access_token_validity,
-            ),
-            (
-                "oauth.token_validation.refresh_token_validity",
-                v.refresh_token_validity,
-            ),
+            ("oauth.token_validation.user_access_token_validity", v.user_access_token_validity),
+            ("oauth.token_validation.app_access_token_validity", v.app_access_token_validity),
+            ("oauth.token_validation.refresh_token_validity", v.refresh_token_validity),
         ] {
             if value.0 == 0 {
                 return Err(format!("{key} must be longer than 0 seconds"));
@@ -313,9 +267,7 @@ impl Settings {
         }
         let https = &self.transport.https;
         if https.cert_file.is_some() != https.key_file.is_some() {
-            return Err(
-                "transport.https.cert_file and transport.https.key_file go together".into(),
-            );
+            return Err("transport.https.cert_file and transport.https.key_file go together".into());
         }
         if self.super_admin.username.trim().is_empty() || self.super_admin.password.is_empty() {
             return Err("super_admin.username and super_admin.password must not be empty".into());
@@ -328,11 +280,7 @@ impl Settings {
 
     /// The folder holding the database, the sealing key and the generated TLS certificate.
     pub fn data_dir(&self) -> PathBuf {
-        self.database
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| ".".into())
+        self.database.path.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
     }
 
     /// The token rules for the pure core.
@@ -348,11 +296,7 @@ impl Settings {
             user_access_token_ms: v.user_access_token_validity.millis(),
             app_access_token_ms: v.app_access_token_validity.millis(),
             refresh_token_ms: v.refresh_token_validity.millis(),
-            client_credentials_refresh_tokens: self
-                .oauth
-                .grant_type
-                .client_credentials
-                .allow_refresh_tokens,
+            client_credentials_refresh_tokens: self.oauth.grant_type.client_credentials.allow_refresh_tokens,
         }
     }
 }
@@ -377,10 +321,7 @@ fn one_line(e: &toml::de::Error, text: &str) -> String {
     let message = e.message().trim().replace('\n', " ");
     match e.span() {
         Some(span) => {
-            let line = text
-                .get(..span.start)
-                .map_or(0, |t| t.matches('\n').count())
-                + 1;
+            let line = text.get(..span.start).map_or(0, |t| t.matches('\n').count()) + 1;
             format!("line {line}: {message}")
         }
         None => message,
@@ -421,24 +362,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused_by_name() {
-        let err =
-            load("[oauth.token_renewal]\nrenew_acess_token_per_request = true\n").unwrap_err();
-        assert!(
-            err.to_string().contains("renew_acess_token_per_request"),
-            "{err}"
-        );
+        let err = load("[oauth.token_renewal]\nrenew_acess_token_per_request = true\n").unwrap_err();
+        assert!(err.to_string().contains("renew_acess_token_per_request"), "{err}");
     }
 
     #[test]
     fn bad_durations_are_refused_by_name() {
-        let err = load("[oauth.token_validation]\nuser_access_token_validity = \"1 week\"\n")
-            .unwrap_err();
+        let err = load("[oauth.token_validation]\nuser_access_token_validity = \"1 week\"\n").unwrap_err();
         assert!(err.to_string().contains("duration"), "{err}");
         let zero = load("[oauth.token_validation]\nuser_access_token_validity = 0\n").unwrap_err();
-        assert!(
-            zero.to_string().contains("user_access_token_validity"),
-            "{zero}"
-        );
+        assert!(zero.to_string().contains("user_access_token_validity"), "{zero}");
     }
 
     #[test]
@@ -446,10 +379,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deployment.toml");
         std::fs::write(&path, "[database]\npath = \"x/ledger.db\"\n").unwrap();
-        assert_eq!(
-            Settings::load(&path).unwrap().database.path,
-            dir.path().join("x/ledger.db")
-        );
+        assert_eq!(Settings::load(&path).unwrap().database.path, dir.path().join("x/ledger.db"));
     }
 
     #[test]

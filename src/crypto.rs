@@ -19,10 +19,7 @@ use crate::domain::types::Digest;
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("cannot read or create the sealing key {path}: {source}")]
-    KeyFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KeyFile { path: String, source: std::io::Error },
     #[error("the sealing key {0} is not 32 bytes")]
     KeyLength(String),
     #[error("a sealed token value does not open with this key (wrong key or damaged data)")]
@@ -47,10 +44,7 @@ pub fn secret_matches(presented: &str, stored: &Digest) -> bool {
 /// Compares two strings in constant time for their common length (for the super admin's
 /// credentials, which live in the config file).
 pub fn same_text(a: &str, b: &str) -> bool {
-    Digest::of(a.as_bytes())
-        .0
-        .ct_eq(&Digest::of(b.as_bytes()).0)
-        .into()
+    Digest::of(a.as_bytes()).0.ct_eq(&Digest::of(b.as_bytes()).0).into()
 }
 
 /// AES-256-GCM under the data folder's key, so a token can be handed back while renewal is off
@@ -70,10 +64,7 @@ impl Sealer {
     /// Loads the key file, creating it with mode 0600 on first start.
     pub fn load_or_create(path: &Path) -> Result<Self, CryptoError> {
         let shown = path.display().to_string();
-        let io = |source| CryptoError::KeyFile {
-            path: shown.clone(),
-            source,
-        };
+        let io = |source| CryptoError::KeyFile { path: shown.clone(), source };
         let key = match std::fs::read(path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -84,8 +75,7 @@ impl Sealer {
             }
             Err(e) => return Err(io(e)),
         };
-        let cipher =
-            Aes256Gcm::new_from_slice(&key).map_err(|_| CryptoError::KeyLength(shown.clone()))?;
+        let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| CryptoError::KeyLength(shown.clone()))?;
         Ok(Self { cipher })
     }
 
@@ -94,10 +84,7 @@ impl Sealer {
     pub fn seal(&self, value: &str, context: &[u8]) -> String {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
-        let payload = Payload {
-            msg: value.as_bytes(),
-            aad: context,
-        };
+        let payload = Payload { msg: value.as_bytes(), aad: context };
         let sealed = self
             .cipher
             .encrypt(Nonce::from_slice(&nonce), payload)
@@ -115,13 +102,7 @@ impl Sealer {
         let (nonce, body) = bytes.split_at(12);
         let plain = self
             .cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: context,
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: context })
             .map_err(|_| CryptoError::Open)?;
         String::from_utf8(plain).map_err(|_| CryptoError::Open)
     }
@@ -150,11 +131,7 @@ pub fn hash_password(password: &str) -> Result<String, CryptoError> {
 /// Checks a password against a stored PHC string; a malformed hash never matches.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
         .unwrap_or(false)
 }
 
@@ -173,9 +150,7 @@ mod tests {
     fn new_secrets_carry_256_bits_and_are_url_safe() {
         let s = new_secret();
         assert_eq!(URL_SAFE_NO_PAD.decode(&s).unwrap().len(), 32);
-        assert!(s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_ne!(new_secret(), s);
     }
 
@@ -200,10 +175,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
         Sealer::load_or_create(&path).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

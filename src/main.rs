@@ -16,11 +16,7 @@ use token_ledger::store::log::RequestMeta;
 use token_ledger::tokens::{keys, Generators};
 
 #[derive(Parser)]
-#[command(
-    name = "token-ledger",
-    version,
-    about = "An event-sourced OAuth2 token service"
-)]
+#[command(name = "token-ledger", version, about = "An event-sourced OAuth2 token service")]
 struct Cli {
     #[command(subcommand)]
     command: Top,
@@ -93,11 +89,7 @@ enum UserCommand {
         #[arg(long)]
         username: String,
         /// The password (visible in the process list; prefer --password-stdin).
-        #[arg(
-            long,
-            conflicts_with = "password_stdin",
-            required_unless_present = "password_stdin"
-        )]
+        #[arg(long, conflicts_with = "password_stdin", required_unless_present = "password_stdin")]
         password: Option<String>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
@@ -140,8 +132,7 @@ fn run(command: Top) -> Result<(), CliError> {
     match command {
         Top::Serve(c) => {
             let settings = Settings::load(&c.config)?;
-            let runtime =
-                tokio::runtime::Runtime::new().map_err(|e| CliError::Usage(e.to_string()))?;
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Usage(e.to_string()))?;
             runtime.block_on(app::serve(settings))?;
             Ok(())
         }
@@ -150,27 +141,11 @@ fn run(command: Top) -> Result<(), CliError> {
             println!("{}: configuration is valid", c.config.display());
             Ok(())
         }
-        Top::Client {
-            command:
-                ClientCommand::Register {
-                    name,
-                    grant_types,
-                    access_token_type,
-                    config,
-                },
-        } => register_client(&config, name, grant_types, access_token_type),
-        Top::Keys {
-            command: KeysCommand::Rotate { algorithm, config },
-        } => rotate_keys(&config, algorithm),
-        Top::User {
-            command:
-                UserCommand::Add {
-                    username,
-                    password,
-                    password_stdin,
-                    config,
-                },
-        } => {
+        Top::Client { command: ClientCommand::Register { name, grant_types, access_token_type, config } } => {
+            register_client(&config, name, grant_types, access_token_type)
+        }
+        Top::Keys { command: KeysCommand::Rotate { algorithm, config } } => rotate_keys(&config, algorithm),
+        Top::User { command: UserCommand::Add { username, password, password_stdin, config } } => {
             let password = match (password, password_stdin) {
                 (Some(p), _) => p,
                 (None, _) => read_password_line()?,
@@ -191,23 +166,15 @@ fn read_password_line() -> Result<String, CliError> {
 }
 
 fn cli_meta() -> RequestMeta {
-    RequestMeta {
-        peer: Some("cli".into()),
-        ..RequestMeta::default()
-    }
+    RequestMeta { peer: Some("cli".into()), ..RequestMeta::default() }
 }
 
 fn rotate_keys(config: &ConfigArg, algorithm: Option<String>) -> Result<(), CliError> {
     let settings = Settings::load(&config.config)?;
     let alg = match algorithm {
         None => settings.oauth.token_generation.jwt_signing_algorithm,
-        Some(name) => {
-            serde_json::from_value(serde_json::Value::String(name.clone())).map_err(|_| {
-                CliError::Usage(format!(
-                    "unknown algorithm {name:?}: use ES256, EdDSA or RS256"
-                ))
-            })?
-        }
+        Some(name) => serde_json::from_value(serde_json::Value::String(name.clone()))
+            .map_err(|_| CliError::Usage(format!("unknown algorithm {name:?}: use ES256, EdDSA or RS256")))?,
     };
     let dir = settings.data_dir().join("jwt-keys");
     let now = token_ledger::store::ledger::system_clock();
@@ -226,18 +193,8 @@ fn register_client(
     let name = parse_client_name(&name).map_err(|e| CliError::Usage(e.into()))?;
     let grant_types = parse_grant_types(&grant_types).map_err(CliError::Usage)?;
     let mut ledger = app::open_ledger(&settings, Generators::opaque())?;
-    let command = Command::RegisterClient {
-        name,
-        grant_types,
-        access_token_type,
-    };
-    match ledger
-        .execute(Envelope {
-            command,
-            meta: cli_meta(),
-        })
-        .map_err(StartError::from)?
-    {
+    let command = Command::RegisterClient { name, grant_types, access_token_type };
+    match ledger.execute(Envelope { command, meta: cli_meta() }).map_err(StartError::from)? {
         Ok(Reply::Client(c)) => {
             let body = serde_json::json!({
                 "client_id": c.client_id.as_str(),
@@ -249,9 +206,7 @@ fn register_client(
             println!("{body}");
             Ok(())
         }
-        Ok(_) => Err(CliError::Usage(
-            "the ledger did not return the new client".into(),
-        )),
+        Ok(_) => Err(CliError::Usage("the ledger did not return the new client".into())),
         Err(refusal) => Err(CliError::Usage(refusal.to_string())),
     }
 }
@@ -265,17 +220,8 @@ fn add_user(config: &ConfigArg, username: String, password: String) -> Result<()
     let password_hash = crypto::hash_password(&password).map_err(StartError::from)?;
     let mut ledger = app::open_ledger(&settings, Generators::opaque())?;
     let shown = username.as_str().to_owned();
-    let command = Command::AddUser {
-        username,
-        password_hash,
-    };
-    match ledger
-        .execute(Envelope {
-            command,
-            meta: cli_meta(),
-        })
-        .map_err(StartError::from)?
-    {
+    let command = Command::AddUser { username, password_hash };
+    match ledger.execute(Envelope { command, meta: cli_meta() }).map_err(StartError::from)? {
         Ok(_) => {
             println!("user {shown} added");
             Ok(())

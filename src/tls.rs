@@ -13,16 +13,9 @@ pub enum TlsError {
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("cannot load the certificate {cert} and key {key}: {source}")]
-    Load {
-        cert: PathBuf,
-        key: PathBuf,
-        source: std::io::Error,
-    },
+    Load { cert: PathBuf, key: PathBuf, source: std::io::Error },
 }
 
 /// The certificate and key files to serve, generating them on first start when none are set.
@@ -49,10 +42,8 @@ fn generate(hostname: &str, cert: &Path, key: &Path) -> Result<(), TlsError> {
     let generated = rcgen::generate_simple_self_signed(names)?;
     let write = |path: &Path, text: String| {
         let _ = std::fs::remove_file(path);
-        write_private(path, text.as_bytes()).map_err(|source| TlsError::Write {
-            path: path.to_owned(),
-            source,
-        })
+        write_private(path, text.as_bytes())
+            .map_err(|source| TlsError::Write { path: path.to_owned(), source })
     };
     write(key, generated.signing_key.serialize_pem())?;
     write(cert, generated.cert.pem())?;
@@ -63,7 +54,5 @@ fn generate(hostname: &str, cert: &Path, key: &Path) -> Result<(), TlsError> {
 /// Loads the rustls configuration (rustls defaults: TLS 1.2 and 1.3, modern suites).
 pub async fn rustls_config(settings: &Settings) -> Result<RustlsConfig, TlsError> {
     let (cert, key) = certificate_files(settings)?;
-    RustlsConfig::from_pem_file(&cert, &key)
-        .await
-        .map_err(|source| TlsError::Load { cert, key, source })
+    RustlsConfig::from_pem_file(&cert, &key).await.map_err(|source| TlsError::Load { cert, key, source })
 }

@@ -12,8 +12,10 @@ pub use setup::{ensure_super_admin, open_ledger, ServerLock, StartError};
 
 use crate::config::Settings;
 use crate::http::{router, AppState};
+use crate::store::memory::MemoryView;
 use crate::store::readers::Readers;
 use crate::store::writer::{Writer, WriterThread};
+use crate::store::{spawn_checkpointer, StoreError};
 use crate::tls;
 use crate::tokens::jwt::JwtGenerator;
 use crate::tokens::keys::KeyStore;
@@ -43,10 +45,8 @@ impl Application {
         let lock = ServerLock::acquire(&settings.database.path)?;
         let server = &settings.server;
         let addr = SocketAddr::new(server.bind_address, server.port);
-        let listener = std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let https = settings.transport.https.enabled;
         let scheme = if https { "https" } else { "http" };
@@ -60,30 +60,24 @@ impl Application {
             now,
         )?);
         let mut generators = Generators::opaque();
-        generators.register(
-            JWT,
-            Arc::new(JwtGenerator::new(
-                keys.clone(),
-                format!("{base_url}/oauth2/token"),
-            )),
-        );
-        customize(&mut generators);
         generators
-            .set_default(&generation.access_token_type)
-            .map_err(|e| StartError::Generator(e.0))?;
+            .register(JWT, Arc::new(JwtGenerator::new(keys.clone(), format!("{base_url}/oauth2/token"))));
+        customize(&mut generators);
+        generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 
         let mut ledger = open_ledger(&settings, generators.clone())?;
         ensure_super_admin(&mut ledger, &settings)?;
+        let memory = Arc::new(MemoryView::load(ledger.connection())?);
+        tracing::info!(active_tokens = memory.token_count(), "loaded the active-token view");
+        let ledger = ledger.with_memory(memory.clone());
+        ledger.connection().pragma_update(None, "wal_autocheckpoint", 0).map_err(StoreError::from)?;
+        spawn_checkpointer(&settings.database.path, Duration::from_millis(250)).map_err(StartError::Serve)?;
         if settings.super_admin.is_default() {
             tracing::warn!(
                 "the super admin has the default password: change [super_admin] in deployment.toml"
             );
         }
-        let tls = if https {
-            Some(tls::rustls_config(&settings).await?)
-        } else {
-            None
-        };
+        let tls = if https { Some(tls::rustls_config(&settings).await?) } else { None };
         let (writer, writer_thread) = Writer::spawn(ledger).map_err(StartError::Serve)?;
         let state = AppState {
             writer,
@@ -92,15 +86,9 @@ impl Application {
             settings,
             generators: Arc::new(generators),
             keys,
+            memory,
         };
-        Ok(Self {
-            listener,
-            local,
-            tls,
-            state,
-            writer_thread,
-            _lock: lock,
-        })
+        Ok(Self { listener, local, tls, state, writer_thread, _lock: lock })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -119,14 +107,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self {
-            listener,
-            tls,
-            state,
-            writer_thread,
-            _lock,
-            ..
-        } = self;
+        let Self { listener, tls, state, writer_thread, _lock, .. } = self;
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let handle = axum_server::Handle::<SocketAddr>::new();
         let stopper = handle.clone();
@@ -137,8 +118,7 @@ impl Application {
         });
         let served = match tls {
             Some(config) => {
-                let server =
-                    axum_server::from_tcp_rustls(listener, config).map_err(StartError::Serve)?;
+                let server = axum_server::from_tcp_rustls(listener, config).map_err(StartError::Serve)?;
                 with_limits(server).handle(handle).serve(app).await
             }
             None => {
@@ -150,10 +130,7 @@ impl Application {
         // Every acknowledged command is committed already; this only lets the database close
         // cleanly.
         let joined = tokio::task::spawn_blocking(move || writer_thread.join());
-        if tokio::time::timeout(Duration::from_secs(5), joined)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(5), joined).await.is_err() {
             tracing::warn!("the writer did not stop within 5 s");
         }
         tracing::info!("stopped");

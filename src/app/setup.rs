@@ -15,10 +15,7 @@ use crate::tokens::Generators;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data folder {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -26,10 +23,7 @@ pub enum StartError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
     #[error("another server is already serving {0} (its lock file is held)")]
@@ -46,10 +40,8 @@ pub enum StartError {
 /// log from their checkpoint.
 pub fn open_ledger(settings: &Settings, generators: Generators) -> Result<Ledger, StartError> {
     let dir = settings.data_dir();
-    create_private_dir(&dir).map_err(|source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    create_private_dir(&dir)
+        .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
     let sealer = Sealer::load_or_create(&dir.join("token.key"))?;
     let mut conn = open_writer(&settings.database.path)?;
     let applied = projection::catch_up(&mut conn)?;
@@ -78,10 +70,8 @@ impl ServerLock {
     /// Takes the lock, or fails at once if a server holds it.
     pub fn acquire(database: &std::path::Path) -> Result<Self, StartError> {
         if let Some(dir) = database.parent() {
-            create_private_dir(dir).map_err(|source| StartError::DataDir {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            create_private_dir(dir)
+                .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
         }
         let path = Self::path(database);
         let shown = path.display().to_string();
@@ -90,19 +80,13 @@ impl ServerLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| StartError::DataDir {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(|source| StartError::DataDir { path: shown.clone(), source })?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(StartError::AlreadyServing(database.display().to_string()))
             }
-            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
-                path: shown,
-                source,
-            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path: shown, source }),
         }
     }
 }
@@ -129,15 +113,7 @@ pub fn ensure_super_admin(ledger: &mut Ledger, settings: &Settings) -> Result<()
         return Ok(());
     }
     let password_hash = crypto::hash_password(&admin.password)?;
-    let command = Command::SetUserPassword {
-        username,
-        password_hash,
-    };
-    ledger
-        .execute(Envelope {
-            command,
-            meta: RequestMeta::default(),
-        })?
-        .ok();
+    let command = Command::SetUserPassword { username, password_hash };
+    ledger.execute(Envelope { command, meta: RequestMeta::default() })?.ok();
     Ok(())
 }

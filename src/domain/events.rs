@@ -143,10 +143,7 @@ pub enum DecodeError {
     #[error("{event_type} has schema version {version}, which this build does not know")]
     UnknownVersion { event_type: String, version: u32 },
     #[error("{event_type} payload does not decode: {source}")]
-    Payload {
-        event_type: String,
-        source: serde_json::Error,
-    },
+    Payload { event_type: String, source: serde_json::Error },
 }
 
 /// The schema version every event is written with today.
@@ -218,17 +215,8 @@ mod tests {
 
     #[test]
     fn unknown_types_and_versions_are_errors_not_panics() {
-        assert!(matches!(
-            Event::decode("Nope", 1, "{}"),
-            Err(DecodeError::UnknownType(_))
-        ));
-        assert!(matches!(
-            Event::decode("TokenRevoked", 99, "{}"),
-            Err(DecodeError::UnknownVersion { .. })
-        ));
-        assert!(matches!(
-            Event::decode("TokenRevoked", 1, "{"),
-            Err(DecodeError::Payload { .. })
-        ));
+        assert!(matches!(Event::decode("Nope", 1, "{}"), Err(DecodeError::UnknownType(_))));
+        assert!(matches!(Event::decode("TokenRevoked", 99, "{}"), Err(DecodeError::UnknownVersion { .. })));
+        assert!(matches!(Event::decode("TokenRevoked", 1, "{"), Err(DecodeError::Payload { .. })));
     }
 }

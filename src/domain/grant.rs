@@ -508,3 +508,7 @@ pub fn revoke_all_of_client(active: &[ActiveToken]) -> Vec<Pending> {
 #[cfg(test)]
 #[path = "grant_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "grant_props.rs"]
+mod props;

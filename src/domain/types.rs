@@ -70,10 +70,7 @@ impl Username {
         if chars == 0 || chars > 128 || raw.chars().any(char::is_control) || raw.trim() != raw {
             return Err(ParseError::Username);
         }
-        Ok(Self {
-            display: raw.to_owned(),
-            canonical: raw.to_lowercase(),
-        })
+        Ok(Self { display: raw.to_owned(), canonical: raw.to_lowercase() })
     }
 
     /// The form used as a key: lower case.
@@ -296,11 +293,8 @@ mod tests {
             scopes: ScopeSet::default(),
         };
         assert_eq!(key("Admin").stream(), key("admin").stream());
-        let app = TokenKey {
-            client: client.clone(),
-            subject: Subject::Application,
-            scopes: ScopeSet::default(),
-        };
+        let app =
+            TokenKey { client: client.clone(), subject: Subject::Application, scopes: ScopeSet::default() };
         assert_ne!(app.stream(), key("admin").stream());
     }
 

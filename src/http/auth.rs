@@ -1,6 +1,8 @@
 //! Client authentication (`client_secret_basic`, `client_secret_post`) and the introspection
 //! caller (super admin or a client), over HTTP Basic per RFC 6749 section 2.3.1.
 
+use std::sync::Arc;
+
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -27,71 +29,57 @@ pub fn basic(headers: &HeaderMap) -> Result<Option<Presented>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let malformed =
-        || ApiError::InvalidClient("the Authorization header is not valid HTTP Basic".into());
+    let malformed = || ApiError::InvalidClient("the Authorization header is not valid HTTP Basic".into());
     let value = value.to_str().map_err(|_| malformed())?;
     let (scheme, encoded) = value.split_once(' ').ok_or_else(malformed)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(ApiError::InvalidClient(
-            "only HTTP Basic client authentication is supported".into(),
-        ));
+        return Err(ApiError::InvalidClient("only HTTP Basic client authentication is supported".into()));
     }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
     // RFC 6749 section 2.3.1: both parts are form-urlencoded before base64.
-    let unescape = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8()
-            .map(|c| c.into_owned())
-    };
+    let unescape = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
     let id = unescape(id).map_err(|_| malformed())?;
     let secret = unescape(secret).map_err(|_| malformed())?;
     if id.is_empty() {
-        return Err(ApiError::InvalidClient(
-            "Client ID not found in the request.".into(),
-        ));
+        return Err(ApiError::InvalidClient("Client ID not found in the request.".into()));
     }
     Ok(Some(Presented { id, secret }))
 }
 
 /// The client's credentials from the header or the body; using both is refused.
 pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Presented, ApiError> {
-    match (
-        basic(headers)?,
-        form.get("client_id"),
-        form.get("client_secret"),
-    ) {
+    match (basic(headers)?, form.get("client_id"), form.get("client_secret")) {
         (Some(_), _, Some(_)) => Err(ApiError::invalid_request(
             "The client MUST NOT use more than one authentication method in each request",
         )),
-        (Some(p), Some(body_id), None) if body_id != p.id => Err(ApiError::invalid_request(
-            "client_id in the body differs from the Authorization header",
-        )),
+        (Some(p), Some(body_id), None) if body_id != p.id => {
+            Err(ApiError::invalid_request("client_id in the body differs from the Authorization header"))
+        }
         (Some(p), _, None) => Ok(p),
-        (None, Some(id), Some(secret)) => Ok(Presented {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-        }),
-        (None, _, _) => Err(ApiError::InvalidClient(
-            "client authentication is required".into(),
-        )),
+        (None, Some(id), Some(secret)) => Ok(Presented { id: id.to_owned(), secret: secret.to_owned() }),
+        (None, _, _) => Err(ApiError::InvalidClient("client authentication is required".into())),
     }
 }
 
 /// Checks a client's secret against the digest in the client view. An unknown client costs the
 /// same comparison as a wrong secret.
-pub async fn authenticate(app: &AppState, presented: Presented) -> Result<ClientRecord, ApiError> {
-    let id = ClientId::parse(&presented.id)
-        .map_err(|_| ApiError::InvalidClient(BAD_CREDENTIALS.into()))?;
-    let record = app
-        .readers
-        .with(move |conn| views::client(conn, &id))
-        .await?;
-    let stored = record
-        .as_ref()
-        .map(|r| r.secret_digest)
-        .unwrap_or(Digest([0; 32]));
+pub async fn authenticate(app: &AppState, presented: Presented) -> Result<Arc<ClientRecord>, ApiError> {
+    let id = ClientId::parse(&presented.id).map_err(|_| ApiError::InvalidClient(BAD_CREDENTIALS.into()))?;
+    let record = match app.memory.client(&id) {
+        Some(record) => Some(record),
+        None => {
+            // A client the CLI registered while the server runs is read from the database once.
+            let generation = app.memory.client_generation();
+            let read = app.readers.with(move |conn| views::client(conn, &id)).await?.map(Arc::new);
+            if let Some(r) = &read {
+                app.memory.cache_client(r.clone(), generation);
+            }
+            read
+        }
+    };
+    let stored = record.as_ref().map(|r| r.secret_digest).unwrap_or(Digest([0; 32]));
     let matches = crypto::secret_matches(&presented.secret, &stored);
     match record {
         Some(r) if matches => Ok(r),
@@ -108,32 +96,27 @@ pub enum Caller {
 
 /// The introspection caller: the super admin's credentials, or a registered client's.
 pub async fn introspection_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let presented = basic(headers)?
-        .ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
+    let presented =
+        basic(headers)?.ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
     if is_super_admin(app, &presented) {
         return Ok(Caller::SuperAdmin);
     }
-    Ok(Caller::Client(
-        authenticate(app, presented).await?.client_id,
-    ))
+    Ok(Caller::Client(authenticate(app, presented).await?.client_id.clone()))
 }
 
 /// Only the super admin may manage clients.
 pub fn require_super_admin(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = basic(headers)?
-        .ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
+    let presented =
+        basic(headers)?.ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
     if is_super_admin(app, &presented) {
         Ok(())
     } else {
-        Err(ApiError::InvalidClient(
-            "the super admin's credentials are required".into(),
-        ))
+        Err(ApiError::InvalidClient("the super admin's credentials are required".into()))
     }
 }
 
 /// Both parts compared in constant time, and both always compared.
 fn is_super_admin(app: &AppState, presented: &Presented) -> bool {
     let admin = &app.settings.super_admin;
-    crypto::same_text(&presented.id, &admin.username)
-        & crypto::same_text(&presented.secret, &admin.password)
+    crypto::same_text(&presented.id, &admin.username) & crypto::same_text(&presented.secret, &admin.password)
 }

@@ -62,11 +62,7 @@ pub fn parse_grant_types<S: AsRef<str>>(names: &[S]) -> Result<Vec<GrantType>, S
 }
 
 fn meta(ctx: RequestContext) -> RequestMeta {
-    RequestMeta {
-        request_id: Some(ctx.request_id),
-        peer: Some(ctx.peer),
-        ..RequestMeta::default()
-    }
+    RequestMeta { request_id: Some(ctx.request_id), peer: Some(ctx.peer), ..RequestMeta::default() }
 }
 
 pub async fn register(
@@ -77,35 +73,18 @@ pub async fn register(
 ) -> Result<Response, ApiError> {
     require_super_admin(&app, &headers)?;
     let body = read_body(req).await?;
-    let reg: Registration = serde_json::from_slice(&body).map_err(|_| {
-        ApiError::InvalidClientMetadata("the body is not a JSON client registration".into())
-    })?;
+    let reg: Registration = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::InvalidClientMetadata("the body is not a JSON client registration".into()))?;
     let name = parse_client_name(reg.client_name.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::InvalidClientMetadata(e.into()))?;
     let grant_types = parse_grant_types(&reg.grant_types.unwrap_or_default())
         .map_err(|e| ApiError::InvalidClientMetadata(e.into()))?;
     let access_token_type = reg.access_token_type.filter(|t| !t.is_empty());
-    if let Some(t) = access_token_type
-        .as_deref()
-        .filter(|t| !app.generators.contains(t))
-    {
-        return Err(ApiError::InvalidClientMetadata(
-            format!("unknown access_token_type {t:?}").into(),
-        ));
+    if let Some(t) = access_token_type.as_deref().filter(|t| !app.generators.contains(t)) {
+        return Err(ApiError::InvalidClientMetadata(format!("unknown access_token_type {t:?}").into()));
     }
-    let command = Command::RegisterClient {
-        name,
-        grant_types,
-        access_token_type,
-    };
-    match app
-        .writer
-        .execute(Envelope {
-            command,
-            meta: meta(ctx),
-        })
-        .await??
-    {
+    let command = Command::RegisterClient { name, grant_types, access_token_type };
+    match app.writer.execute(Envelope { command, meta: meta(ctx) }).await?? {
         Reply::Client(c) => {
             let body = ClientBody {
                 client_id: c.client_id.to_string(),
@@ -127,11 +106,7 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     require_super_admin(&app, &headers)?;
     let id = ClientId::parse(&client_id).map_err(|_| ApiError::NotFound)?;
-    let client = app
-        .readers
-        .with(move |conn| views::client(conn, &id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let client = app.readers.with(move |conn| views::client(conn, &id)).await?.ok_or(ApiError::NotFound)?;
     let body = ClientBody {
         client_id: client.client_id.to_string(),
         client_secret: None,
@@ -153,10 +128,7 @@ pub async fn delete(
     let client_id = ClientId::parse(&client_id).map_err(|_| ApiError::NotFound)?;
     match app
         .writer
-        .execute(Envelope {
-            command: Command::DeleteClient { client_id },
-            meta: meta(ctx),
-        })
+        .execute(Envelope { command: Command::DeleteClient { client_id }, meta: meta(ctx) })
         .await?
     {
         Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -51,34 +51,24 @@ impl ApiError {
             Self::InvalidClient(d) => (S::UNAUTHORIZED, "invalid_client", d),
             Self::InvalidGrant(d) => (S::BAD_REQUEST, "invalid_grant", d),
             Self::UnauthorizedClient(d) => (S::BAD_REQUEST, "unauthorized_client", d),
-            Self::TokenOfAnotherClient => (
-                S::UNAUTHORIZED,
-                "unauthorized_client",
-                "the token was not issued to this client",
-            ),
-            Self::UnsupportedGrantType => (
-                S::BAD_REQUEST,
-                "unsupported_grant_type",
-                "Unsupported grant_type value",
-            ),
+            Self::TokenOfAnotherClient => {
+                (S::UNAUTHORIZED, "unauthorized_client", "the token was not issued to this client")
+            }
+            Self::UnsupportedGrantType => {
+                (S::BAD_REQUEST, "unsupported_grant_type", "Unsupported grant_type value")
+            }
             Self::InvalidScope(d) => (S::BAD_REQUEST, "invalid_scope", d),
             Self::InvalidClientMetadata(d) => (S::BAD_REQUEST, "invalid_client_metadata", d),
-            Self::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "the request body is too large",
-            ),
+            Self::PayloadTooLarge => {
+                (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
+            }
             Self::NotFound => (S::NOT_FOUND, "not_found", "no such resource"),
             Self::Unavailable => (
                 S::SERVICE_UNAVAILABLE,
                 "server_error",
                 "the token ledger cannot be written right now; try again",
             ),
-            Self::Internal => (
-                S::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "Internal Server Error.",
-            ),
+            Self::Internal => (S::INTERNAL_SERVER_ERROR, "server_error", "Internal Server Error."),
         }
     }
 }
@@ -86,22 +76,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, description) = self.parts();
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error,
-                error_description: description,
-            }),
-        )
-            .into_response();
+        let mut response =
+            (status, Json(ErrorBody { error, error_description: description })).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"token-ledger\""),
-            );
+            headers
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token-ledger\""));
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -129,9 +111,9 @@ impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::Domain(DomainError::InvalidGrant(d)) => Self::InvalidGrant(d.into()),
-            Refusal::Domain(DomainError::InvalidScope) => Self::InvalidScope(
-                "the requested scope exceeds the scope originally granted".into(),
-            ),
+            Refusal::Domain(DomainError::InvalidScope) => {
+                Self::InvalidScope("the requested scope exceeds the scope originally granted".into())
+            }
             Refusal::Domain(DomainError::TokenOfAnotherClient) => Self::TokenOfAnotherClient,
             Refusal::UnknownClient => Self::InvalidClient("Client credentials are invalid.".into()),
             Refusal::UserExists => Self::invalid_request("the user already exists"),

@@ -35,9 +35,7 @@ impl OAuthForm {
             };
             let (name, value) = (decode(name)?, decode(value)?);
             if !seen.insert(name.clone()) {
-                return Err(ApiError::invalid_request(
-                    "Invalid request with repeated parameters.",
-                ));
+                return Err(ApiError::invalid_request("Invalid request with repeated parameters."));
             }
             pairs.push((name, value));
         }
@@ -46,37 +44,23 @@ impl OAuthForm {
 
     /// A parameter's value; an empty value counts as absent (RFC 6749 section 3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(n, v)| n == name && !v.is_empty())
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(n, v)| n == name && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
     /// Required parameters, or `invalid_request` naming every missing one.
     pub fn require<const N: usize>(&self, names: [&str; N]) -> Result<[&str; N], ApiError> {
-        let missing: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| self.get(n).is_none())
-            .collect();
+        let missing: Vec<&str> = names.iter().copied().filter(|n| self.get(n).is_none()).collect();
         if !missing.is_empty() {
-            return Err(ApiError::invalid_request(format!(
-                "Missing parameters: {}",
-                missing.join(" ")
-            )));
+            return Err(ApiError::invalid_request(format!("Missing parameters: {}", missing.join(" "))));
         }
         Ok(names.map(|n| self.get(n).unwrap_or_default()))
     }
 }
 
 fn decode(raw: &[u8]) -> Result<String, ApiError> {
-    let plus_as_space: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
+    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes)
-        .map_err(|_| ApiError::invalid_request("the request body is not valid UTF-8"))
+    String::from_utf8(bytes).map_err(|_| ApiError::invalid_request("the request body is not valid UTF-8"))
 }
 
 /// Parameters that must never travel in a URL (WSO2: "Invalid request with sensitive data in
@@ -90,9 +74,7 @@ pub fn reject_sensitive_query(query: Option<&str>) -> Result<(), ApiError> {
         SENSITIVE.iter().any(|s| s.as_bytes() == name.as_slice())
     });
     if leaks {
-        return Err(ApiError::invalid_request(
-            "Invalid request with sensitive data in the URL.",
-        ));
+        return Err(ApiError::invalid_request("Invalid request with sensitive data in the URL."));
     }
     Ok(())
 }
@@ -106,14 +88,9 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         if !form_type {
-            return Err(ApiError::invalid_request(
-                "Content-Type must be application/x-www-form-urlencoded",
-            ));
+            return Err(ApiError::invalid_request("Content-Type must be application/x-www-form-urlencoded"));
         }
         let body = read_body(req).await?;
         Self::parse(&body)
@@ -122,17 +99,15 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
 
 /// Reads a whole body up to `MAX_BODY`.
 pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::invalid_request("the request body could not be read")
-            }
-        })
+    axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|e| {
+        let too_large =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::invalid_request("the request body could not be read")
+        }
+    })
 }
 
 #[cfg(test)]
@@ -141,8 +116,7 @@ mod tests {
 
     #[test]
     fn forms_decode_plus_and_percent_escapes() {
-        let form =
-            OAuthForm::parse(b"grant_type=password&scope=read+write%20x&username=a%40b").unwrap();
+        let form = OAuthForm::parse(b"grant_type=password&scope=read+write%20x&username=a%40b").unwrap();
         assert_eq!(form.get("scope"), Some("read write x"));
         assert_eq!(form.get("username"), Some("a@b"));
         assert_eq!(form.get("missing"), None);
@@ -150,19 +124,10 @@ mod tests {
 
     #[test]
     fn repeated_parameters_and_bad_utf8_are_invalid_requests() {
-        assert!(matches!(
-            OAuthForm::parse(b"a=1&a=2"),
-            Err(ApiError::InvalidRequest(_))
-        ));
-        assert!(matches!(
-            OAuthForm::parse(b"a=%ff%fe"),
-            Err(ApiError::InvalidRequest(_))
-        ));
+        assert!(matches!(OAuthForm::parse(b"a=1&a=2"), Err(ApiError::InvalidRequest(_))));
+        assert!(matches!(OAuthForm::parse(b"a=%ff%fe"), Err(ApiError::InvalidRequest(_))));
         let many: Vec<String> = (0..100).map(|i| format!("p{i}=1")).collect();
-        assert!(matches!(
-            OAuthForm::parse(many.join("&").as_bytes()),
-            Err(ApiError::InvalidRequest(_))
-        ));
+        assert!(matches!(OAuthForm::parse(many.join("&").as_bytes()), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]

@@ -11,10 +11,10 @@ use super::error::ApiError;
 use super::form::OAuthForm;
 use super::token::no_store;
 use super::AppState;
-use crate::domain::grant::ActiveToken;
 use crate::domain::types::Digest;
 use crate::store::ledger::system_clock;
-use crate::store::views::{self, Half};
+use crate::store::memory::TokenInfo;
+use crate::store::views::Half;
 use crate::tokens::jwt;
 
 #[derive(Serialize, Default)]
@@ -52,9 +52,8 @@ pub async fn introspect(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     let caller = introspection_caller(&app, &headers).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
+    let token =
+        form.get("token").ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
     let now = system_clock();
     // A JWT must carry a valid signature of a published key before the ledger is asked; the
     // ledger still decides, so a revoked jti is inactive at once.
@@ -67,17 +66,13 @@ pub async fn introspect(
     } else {
         None
     };
-    let digest = Digest::of(token.as_bytes());
-    let found = app
-        .readers
-        .with(move |conn| views::active_by_digest(conn, &digest))
-        .await?;
-    let visible = found.filter(|(t, _)| match &caller {
+    let found = app.memory.token(&Digest::of(token.as_bytes()));
+    let visible = found.filter(|(_, t)| match &caller {
         Caller::SuperAdmin => true,
-        Caller::Client(id) => &t.token.client_id == id,
+        Caller::Client(id) => *t.client_id == *id.as_str(),
     });
     let mut body = match visible {
-        Some((token, half)) => describe(&token, half, now),
+        Some((half, token)) => describe(&token, half, now),
         None => Introspection::default(),
     };
     if let Some(c) = claims.filter(|_| body.active) {
@@ -90,10 +85,10 @@ pub async fn introspect(
 }
 
 /// Anything not live is exactly `{"active":false}` (RFC 7662 section 2.2).
-fn describe(t: &ActiveToken, half: Half, now: i64) -> Introspection {
-    let (issued_at, expires_at, token_type) = match (half, &t.token.refresh) {
-        (Half::Access, _) => (t.token.issued_at, t.token.expires_at, "Bearer"),
-        (Half::Refresh, Some(r)) => (r.issued_at, r.expires_at, "Refresh"),
+fn describe(t: &TokenInfo, half: Half, now: i64) -> Introspection {
+    let (issued_at, expires_at, token_type) = match (half, t.refresh) {
+        (Half::Access, _) => (t.issued_at, t.expires_at, "Bearer"),
+        (Half::Refresh, Some((issued, expires))) => (issued, expires, "Refresh"),
         (Half::Refresh, None) => return Introspection::default(),
     };
     if expires_at <= now {
@@ -101,18 +96,14 @@ fn describe(t: &ActiveToken, half: Half, now: i64) -> Introspection {
     }
     Introspection {
         active: true,
-        scope: (!t.token.scopes.is_empty()).then(|| t.token.scopes.to_string()),
-        client_id: Some(t.token.client_id.to_string()),
-        username: t.token.username.as_ref().map(|u| u.as_str().to_owned()),
+        scope: (!t.scopes.is_empty()).then(|| t.scopes.to_string()),
+        client_id: Some(t.client_id.to_string()),
+        username: t.username.as_ref().map(|u| u.to_string()),
         token_type: Some(token_type),
         exp: Some(expires_at / 1000),
         iat: Some(issued_at / 1000),
         nbf: Some(issued_at / 1000),
-        aut: Some(if t.token.username.is_some() {
-            "APPLICATION_USER"
-        } else {
-            "APPLICATION"
-        }),
+        aut: Some(if t.username.is_some() { "APPLICATION_USER" } else { "APPLICATION" }),
         ..Introspection::default()
     }
 }

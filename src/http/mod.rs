@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::config::Settings;
+use crate::store::memory::MemoryView;
 use crate::store::readers::Readers;
 use crate::store::writer::Writer;
 use crate::tokens::keys::KeyStore;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub generators: Arc<Generators>,
     /// JWT signing keys: the JWKS and the verification of presented JWTs.
     pub keys: Arc<KeyStore>,
+    /// The active-token view introspection reads, and the client cache.
+    pub memory: Arc<MemoryView>,
 }
 
 impl AppState {
@@ -62,10 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(revoke::revoke))
         .route(dcr, post(dcr::register))
-        .route(
-            &format!("{dcr}/{{client_id}}"),
-            get(dcr::read).delete(dcr::delete),
-        )
+        .route(&format!("{dcr}/{{client_id}}"), get(dcr::read).delete(dcr::delete))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/oauth2/jwks", get(jwks))
         .route("/health", get(health))
@@ -84,10 +84,7 @@ async fn context(mut req: Request, next: Next) -> Response {
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    req.extensions_mut().insert(RequestContext {
-        request_id: request_id.clone(),
-        peer,
-    });
+    req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), peer });
     let mut response = next.run(req).await;
     tracing::info!(
         request_id = %request_id,
@@ -133,11 +130,7 @@ async fn health(State(app): State<AppState>) -> Response {
         Ok(position) => Json(json!({"status": "ok", "position": position})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable"})),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"}))).into_response()
         }
     }
 }

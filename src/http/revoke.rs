@@ -25,14 +25,10 @@ pub async fn revoke(
 ) -> Result<Response, ApiError> {
     reject_sensitive_query(uri.query())?;
     let client = authenticate(&app, client_credentials(&headers, &form)?).await?;
-    let token = form
-        .get("token")
-        .ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
+    let token =
+        form.get("token").ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
     // token_type_hint only orders a search; digests of both halves are distinct, so it is not needed.
-    let command = Command::Revoke {
-        client: client.client_id.clone(),
-        digest: Digest::of(token.as_bytes()),
-    };
+    let command = Command::Revoke { client: client.client_id.clone(), digest: Digest::of(token.as_bytes()) };
     let meta = RequestMeta {
         request_id: Some(ctx.request_id),
         client_id: Some(client.client_id.to_string()),

@@ -50,8 +50,7 @@ pub async fn token(
     let grant = GrantType::parse(grant_name).ok_or(ApiError::UnsupportedGrantType)?;
     if !client.allows(grant) {
         return Err(ApiError::UnauthorizedClient(
-            "The authenticated client is not authorized to use this authorization grant type"
-                .into(),
+            "The authenticated client is not authorized to use this authorization grant type".into(),
         ));
     }
     let (command, username) = match grant {
@@ -59,35 +58,14 @@ pub async fn token(
         GrantType::ClientCredentials => {
             // openid has no meaning without a user (WSO2 drops it for client_credentials).
             let scopes = scopes(&form)?.without("openid");
-            let key = TokenKey {
-                client: client.client_id.clone(),
-                subject: Subject::Application,
-                scopes,
-            };
-            (
-                Command::Issue {
-                    key,
-                    grant_type: grant,
-                },
-                None,
-            )
+            let key = TokenKey { client: client.client_id.clone(), subject: Subject::Application, scopes };
+            (Command::Issue { key, grant_type: grant }, None)
         }
         GrantType::RefreshToken => {
             let [refresh] = form.require(["refresh_token"])?;
-            let requested = form
-                .get("scope")
-                .map(ScopeSet::parse)
-                .transpose()
-                .map_err(|_| bad_scope())?;
+            let requested = form.get("scope").map(ScopeSet::parse).transpose().map_err(|_| bad_scope())?;
             let refresh_digest = Digest::of(refresh.as_bytes());
-            (
-                Command::Refresh {
-                    client: client.client_id.clone(),
-                    refresh_digest,
-                    scopes: requested,
-                },
-                None,
-            )
+            (Command::Refresh { client: client.client_id.clone(), refresh_digest, scopes: requested }, None)
         }
     };
     let meta = RequestMeta {
@@ -100,10 +78,7 @@ pub async fn token(
     match app.writer.execute(Envelope { command, meta }).await?? {
         Reply::Granted(granted) => Ok(token_response(granted)),
         other => {
-            tracing::error!(
-                ?other,
-                "the ledger answered a token command without a token"
-            );
+            tracing::error!(?other, "the ledger answered a token command without a token");
             Err(ApiError::Internal)
         }
     }
@@ -133,27 +108,15 @@ async fn password_command(
         .readers
         .with(move |conn| {
             let user = views::user(conn, &name)?;
-            let hash = user
-                .as_ref()
-                .map_or(crypto::decoy_password_hash(), |u| u.password_hash.as_str());
+            let hash = user.as_ref().map_or(crypto::decoy_password_hash(), |u| u.password_hash.as_str());
             let ok = crypto::verify_password(&password, hash);
             Ok(user.filter(|_| ok))
         })
         .await?
         .ok_or_else(failed)?;
     let display = user.username.as_str().to_owned();
-    let key = TokenKey {
-        client,
-        subject: Subject::User(user.username),
-        scopes,
-    };
-    Ok((
-        Command::Issue {
-            key,
-            grant_type: GrantType::Password,
-        },
-        Some(display),
-    ))
+    let key = TokenKey { client, subject: Subject::User(user.username), scopes };
+    Ok((Command::Issue { key, grant_type: GrantType::Password }, Some(display)))
 }
 
 fn token_response(g: Granted) -> Response {

@@ -2,10 +2,13 @@
 //! The writer thread runs batches of commands through `Ledger::execute_batch` (group commit);
 //! the CLI runs single commands through the same code.
 
+use std::sync::Arc;
+
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
 use super::log::{append, RequestMeta, Tail};
+use super::memory::{Change, MemoryView};
 use super::mint::LedgerMint;
 use super::projection::{apply, set_checkpoint};
 use super::views::{self, ClientRecord, Half};
@@ -114,6 +117,7 @@ pub struct Ledger {
     sealer: Sealer,
     policy: Policy,
     generators: Generators,
+    memory: Option<Arc<MemoryView>>,
     clock: fn() -> Millis,
 }
 
@@ -124,13 +128,13 @@ pub fn system_clock() -> Millis {
 
 impl Ledger {
     pub fn new(conn: Connection, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
-        Self {
-            conn,
-            sealer,
-            policy,
-            generators,
-            clock: system_clock,
-        }
+        Self { conn, sealer, policy, generators, memory: None, clock: system_clock }
+    }
+
+    /// Keeps `memory` in step with every commit (the server's introspection view).
+    pub fn with_memory(mut self, memory: Arc<MemoryView>) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// Runs the commands in one transaction (group commit), each under a savepoint so one
@@ -139,31 +143,33 @@ impl Ledger {
         let count = batch.len();
         let fail_all = |e: StoreError| -> Vec<CommandResult> {
             let shown = e.to_string();
-            (0..count)
-                .map(|_| Err(StoreError::BatchFailed(shown.clone())))
-                .collect()
+            (0..count).map(|_| Err(StoreError::BatchFailed(shown.clone()))).collect()
         };
-        let mut tx = match self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-        {
+        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => return fail_all(e.into()),
         };
         let mut results = Vec::with_capacity(count);
+        let mut changes = Vec::new();
         for envelope in batch {
             let now = (self.clock)();
-            let cx = Context {
-                sealer: &self.sealer,
-                policy: &self.policy,
-                generators: &self.generators,
-                now,
-            };
-            let result = run_in_savepoint(&mut tx, |sp| execute(sp, &cx, envelope));
+            let cx =
+                Context { sealer: &self.sealer, policy: &self.policy, generators: &self.generators, now };
+            let mut own = Vec::new();
+            let result = run_in_savepoint(&mut tx, |sp| execute(sp, &cx, envelope, &mut own));
+            if result.is_ok() {
+                changes.append(&mut own);
+            }
             results.push(result);
         }
         match tx.commit() {
-            Ok(()) => results,
+            Ok(()) => {
+                // Before any reply leaves: an acknowledged revocation is never seen active.
+                if let Some(memory) = &self.memory {
+                    memory.apply(changes);
+                }
+                results
+            }
             Err(e) => fail_all(e.into()),
         }
     }
@@ -175,16 +181,11 @@ impl Ledger {
 
     /// Runs one command on its own.
     pub fn execute(&mut self, envelope: Envelope) -> CommandResult {
-        self.execute_batch(vec![envelope])
-            .pop()
-            .unwrap_or(Err(StoreError::WriterGone))
+        self.execute_batch(vec![envelope]).pop().unwrap_or(Err(StoreError::WriterGone))
     }
 }
 
-fn run_in_savepoint(
-    tx: &mut Transaction<'_>,
-    f: impl FnOnce(&Connection) -> CommandResult,
-) -> CommandResult {
+fn run_in_savepoint(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> CommandResult) -> CommandResult {
     let sp = tx.savepoint()?;
     let result = f(&sp);
     if result.is_ok() {
@@ -199,15 +200,36 @@ fn commit_events(
     pending: Vec<Pending>,
     meta: &RequestMeta,
     now: Millis,
+    changes: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
     if pending.is_empty() {
         return Ok(());
     }
     let mut tail = Tail::load(conn)?;
     for (stored, event) in append(conn, &mut tail, pending, meta, now)? {
+        changes.extend(memory_change(conn, &event)?);
         apply(conn, &stored, &event)?;
     }
     set_checkpoint(conn, tail.position)
+}
+
+/// What an event changes in the memory view; read before the SQL view applies it.
+fn memory_change(conn: &Connection, event: &Event) -> Result<Option<Change>, StoreError> {
+    Ok(match event {
+        Event::TokenIssued(t) => Some(Change::issued(t)),
+        Event::TokenRevoked(r) => {
+            views::digests_of(conn, r.token_id)?.map(|(access, refresh)| Change::Revoked { access, refresh })
+        }
+        Event::ClientRegistered(c) => Some(Change::ClientRegistered(Arc::new(ClientRecord {
+            client_id: c.client_id.clone(),
+            client_name: c.client_name.clone(),
+            secret_digest: c.secret_digest,
+            grant_types: c.grant_types.clone(),
+            access_token_type: c.access_token_type.clone(),
+        }))),
+        Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
+        _ => None,
+    })
 }
 
 /// What the ledger needs to decide.
@@ -221,75 +243,52 @@ struct Context<'a> {
 /// Events to commit and the reply to give.
 type Outcome2 = (Vec<Pending>, Result<Reply, Refusal>);
 
-fn execute(conn: &Connection, cx: &Context<'_>, envelope: Envelope) -> CommandResult {
+fn execute(
+    conn: &Connection,
+    cx: &Context<'_>,
+    envelope: Envelope,
+    changes: &mut Vec<Change>,
+) -> CommandResult {
     let Envelope { command, meta } = envelope;
     let (events, reply) = match command {
         Command::Issue { key, grant_type } => match issue(conn, cx, key, grant_type)? {
             Some(done) => done,
             None => return Ok(Err(Refusal::UnknownClient)),
         },
-        Command::Refresh {
-            client,
-            refresh_digest,
-            scopes,
-        } => match refresh(conn, cx, client, refresh_digest, scopes)? {
-            Some(done) => done,
-            None => return Ok(Err(Refusal::UnknownClient)),
-        },
+        Command::Refresh { client, refresh_digest, scopes } => {
+            match refresh(conn, cx, client, refresh_digest, scopes)? {
+                Some(done) => done,
+                None => return Ok(Err(Refusal::UnknownClient)),
+            }
+        }
         Command::Revoke { client, digest } => {
             let found = views::active_by_digest(conn, &digest)?.map(|(t, _)| t);
             let d = decide_revoke(found.as_ref(), &client);
-            (
-                d.events,
-                d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain),
-            )
+            (d.events, d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain))
         }
-        Command::RegisterClient {
-            name,
-            grant_types,
-            access_token_type,
-        } => register_client(name, grant_types, access_token_type),
+        Command::RegisterClient { name, grant_types, access_token_type } => {
+            register_client(name, grant_types, access_token_type)
+        }
         Command::DeleteClient { client_id } => {
             if views::client(conn, &client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
             }
             let mut events = revoke_all_of_client(&views::active_of_client(conn, &client_id)?);
             let stream = format!("client-{client_id}");
-            events.push(Pending {
-                stream,
-                event: Event::ClientDeleted(ClientDeleted { client_id }),
-            });
+            events.push(Pending { stream, event: Event::ClientDeleted(ClientDeleted { client_id }) });
             (events, Ok(Reply::Done))
         }
-        Command::AddUser {
-            username,
-            password_hash,
-        } => {
+        Command::AddUser { username, password_hash } => {
             if views::user(conn, &username)?.is_some() {
                 return Ok(Err(Refusal::UserExists));
             }
-            let event = Event::UserAdded(UserAdded {
-                username: username.as_str().to_owned(),
-                password_hash,
-            });
-            (
-                vec![Pending {
-                    stream: user_stream(&username),
-                    event,
-                }],
-                Ok(Reply::Done),
-            )
+            let event = Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash });
+            (vec![Pending { stream: user_stream(&username), event }], Ok(Reply::Done))
         }
-        Command::SetUserPassword {
-            username,
-            password_hash,
-        } => {
+        Command::SetUserPassword { username, password_hash } => {
             let stream = user_stream(&username);
             let event = match views::user(conn, &username)? {
-                None => Event::UserAdded(UserAdded {
-                    username: username.as_str().to_owned(),
-                    password_hash,
-                }),
+                None => Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash }),
                 Some(u) => Event::UserPasswordChanged(UserPasswordChanged {
                     username: u.username.as_str().to_owned(),
                     password_hash,
@@ -298,19 +297,14 @@ fn execute(conn: &Connection, cx: &Context<'_>, envelope: Envelope) -> CommandRe
             (vec![Pending { stream, event }], Ok(Reply::Done))
         }
     };
-    commit_events(conn, events, &meta, cx.now)?;
+    commit_events(conn, events, &meta, cx.now, changes)?;
     Ok(reply)
 }
 
 /// The client's generator and how its requests treat an active token (code beats config).
 fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
-    let generator = cx
-        .generators
-        .for_client(client.access_token_type.as_deref());
-    let renewal = Renewal::resolve(
-        cx.policy.renew_access_token_per_request,
-        generator.renew_per_request(),
-    );
+    let generator = cx.generators.for_client(client.access_token_type.as_deref());
+    let renewal = Renewal::resolve(cx.policy.renew_access_token_per_request, generator.renew_per_request());
     (generator, renewal)
 }
 
@@ -326,12 +320,7 @@ fn issue(
     let (generator, renewal) = generator_of(cx, &client);
     let current = views::active_by_stream(conn, &key.stream())?;
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
-    let req = IssueRequest {
-        key,
-        grant_type,
-        client_allows_refresh,
-        renewal,
-    };
+    let req = IssueRequest { key, grant_type, client_allows_refresh, renewal };
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
     let d = decide_issue(current.as_ref(), &req, &mut mint, cx.policy, cx.now)
         .map_err(|e| StoreError::Mint(e.0))?;
@@ -352,29 +341,15 @@ fn refresh(
     let lookup = refresh_lookup(conn, &refresh_digest)?;
     let target = match &lookup {
         RefreshLookup::Active(source) => match refreshed_scopes(source, scopes.as_ref()) {
-            Ok(s) => views::active_by_stream(
-                conn,
-                &TokenKey {
-                    scopes: s,
-                    ..source.key()
-                }
-                .stream(),
-            )?,
+            Ok(s) => views::active_by_stream(conn, &TokenKey { scopes: s, ..source.key() }.stream())?,
             Err(_) => None,
         },
         _ => None,
     };
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
-    let d = decide_refresh(
-        &lookup,
-        target.as_ref(),
-        &client_id,
-        scopes.as_ref(),
-        &mut mint,
-        cx.policy,
-        cx.now,
-    )
-    .map_err(|e| StoreError::Mint(e.0))?;
+    let d =
+        decide_refresh(&lookup, target.as_ref(), &client_id, scopes.as_ref(), &mut mint, cx.policy, cx.now)
+            .map_err(|e| StoreError::Mint(e.0))?;
     Ok(Some(respond(d, &mint)?))
 }
 
@@ -391,13 +366,8 @@ fn user_stream(username: &Username) -> String {
     format!("user-{}", username.canonical())
 }
 
-fn register_client(
-    name: String,
-    grant_types: Vec<GrantType>,
-    access_token_type: Option<String>,
-) -> Outcome2 {
-    let client_id =
-        ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
+fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type: Option<String>) -> Outcome2 {
+    let client_id = ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
     let client_secret = crypto::new_secret();
     let event = Event::ClientRegistered(ClientRegistered {
         client_id: client_id.clone(),

@@ -39,19 +39,13 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload (upcasting older schema versions).
     pub fn decode(&self) -> Result<Event, StoreError> {
-        Event::decode(&self.event_type, self.schema_version, &self.payload).map_err(|source| {
-            StoreError::Decode {
-                position: self.position,
-                source,
-            }
-        })
+        Event::decode(&self.event_type, self.schema_version, &self.payload)
+            .map_err(|source| StoreError::Decode { position: self.position, source })
     }
 
     /// `recorded_at` in milliseconds since the epoch.
     pub fn recorded_at_ms(&self) -> Option<Millis> {
-        DateTime::parse_from_rfc3339(&self.recorded_at)
-            .ok()
-            .map(|t| t.timestamp_millis())
+        DateTime::parse_from_rfc3339(&self.recorded_at).ok().map(|t| t.timestamp_millis())
     }
 }
 
@@ -80,13 +74,7 @@ pub fn chain_hash(prev_hash: &[u8], e: &StoredEvent) -> [u8; 32] {
     field(Some(e.payload.as_bytes()));
     field(Some(e.recorded_at.as_bytes()));
     let m = &e.meta;
-    for value in [
-        &m.request_id,
-        &m.client_id,
-        &m.username,
-        &m.grant_type,
-        &m.peer,
-    ] {
+    for value in [&m.request_id, &m.client_id, &m.username, &m.grant_type, &m.peer] {
         field(value.as_deref().map(str::as_bytes));
     }
     h.finalize().into()
@@ -102,21 +90,11 @@ pub struct Tail {
 impl Tail {
     pub fn load(conn: &Connection) -> Result<Self, StoreError> {
         let last = conn
-            .query_row(
-                "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok(Tail {
-                        position: r.get(0)?,
-                        hash: r.get(1)?,
-                    })
-                },
-            )
+            .query_row("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1", [], |r| {
+                Ok(Tail { position: r.get(0)?, hash: r.get(1)? })
+            })
             .optional()?;
-        Ok(last.unwrap_or(Tail {
-            position: 0,
-            hash: GENESIS.to_vec(),
-        }))
+        Ok(last.unwrap_or(Tail { position: 0, hash: GENESIS.to_vec() }))
     }
 }
 
@@ -182,18 +160,14 @@ pub fn append(
             e.prev_hash,
             e.hash
         ])?;
-        *tail = Tail {
-            position: e.position,
-            hash: e.hash.clone(),
-        };
+        *tail = Tail { position: e.position, hash: e.hash.clone() };
         stored.push((e, event));
     }
     Ok(stored)
 }
 
 fn stream_version(conn: &Connection, stream: &str) -> Result<i64, StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")?;
     Ok(stmt.query_row([stream], |r| r.get(0))?)
 }
 

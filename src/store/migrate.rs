@@ -18,19 +18,14 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > LATEST {
-        return Err(StoreError::SchemaTooNew {
-            found,
-            supported: LATEST,
-        });
+        return Err(StoreError::SchemaTooNew { found, supported: LATEST });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
-        ))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
     }
     Ok(())
 }
@@ -44,12 +39,8 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         migrate(&conn).unwrap();
         migrate(&conn).unwrap();
-        conn.pragma_update(None, "user_version", LATEST + 1)
-            .unwrap();
-        assert!(matches!(
-            migrate(&conn),
-            Err(StoreError::SchemaTooNew { .. })
-        ));
+        conn.pragma_update(None, "user_version", LATEST + 1).unwrap();
+        assert!(matches!(migrate(&conn), Err(StoreError::SchemaTooNew { .. })));
     }
 
     #[test]
@@ -62,9 +53,7 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(conn
-            .execute("UPDATE events SET payload = '{}'", [])
-            .is_err());
+        assert!(conn.execute("UPDATE events SET payload = '{}'", []).is_err());
         assert!(conn.execute("DELETE FROM events", []).is_err());
     }
 }

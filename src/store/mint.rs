@@ -20,12 +20,7 @@ pub struct LedgerMint<'a> {
 
 impl<'a> LedgerMint<'a> {
     pub fn new(sealer: &'a Sealer, generator: &'a dyn TokenGenerator, keep_access: bool) -> Self {
-        Self {
-            sealer,
-            generator,
-            keep_access,
-            minted: Vec::new(),
-        }
+        Self { sealer, generator, keep_access, minted: Vec::new() }
     }
 
     /// A value this mint made, or the sealed one opened.
@@ -33,8 +28,8 @@ impl<'a> LedgerMint<'a> {
         if let Some((_, v)) = self.minted.iter().find(|(d, _)| d == digest) {
             return Ok(v.clone());
         }
-        let sealed = sealed
-            .ok_or_else(|| StoreError::Mint("a token value was neither minted nor kept".into()))?;
+        let sealed =
+            sealed.ok_or_else(|| StoreError::Mint("a token value was neither minted nor kept".into()))?;
         Ok(self.sealer.open(sealed, &digest.0)?)
     }
 
@@ -50,12 +45,7 @@ impl<'a> LedgerMint<'a> {
             Some(r) => Some(self.value(&r.digest, Some(&r.sealed))?),
             None => None,
         };
-        Ok(Some(Granted {
-            access_token,
-            refresh_token,
-            scopes: token.scopes.clone(),
-            expires_in,
-        }))
+        Ok(Some(Granted { access_token, refresh_token, scopes: token.scopes.clone(), expires_in }))
     }
 }
 
@@ -70,18 +60,13 @@ impl Mint for LedgerMint<'_> {
             issued_at: d.issued_at,
             expires_at: d.expires_at,
         };
-        let access = self
-            .generator
-            .access_token(&claims)
-            .map_err(|e| MintError(e.0))?;
+        let access = self.generator.access_token(&claims).map_err(|e| MintError(e.0))?;
         let refresh = crypto::new_secret();
         let access_digest = Digest::of(access.as_bytes());
         let refresh_digest = Digest::of(refresh.as_bytes());
         let fresh = FreshToken {
             token_id,
-            sealed_access: self
-                .keep_access
-                .then(|| self.sealer.seal(&access, &access_digest.0)),
+            sealed_access: self.keep_access.then(|| self.sealer.seal(&access, &access_digest.0)),
             // Refresh tokens may be carried over to a later token, so they are always kept.
             sealed_refresh: self.sealer.seal(&refresh, &refresh_digest.0),
             access_digest,

@@ -2,6 +2,7 @@
 
 pub mod ledger;
 pub mod log;
+pub mod memory;
 pub mod migrate;
 pub mod mint;
 pub mod projection;
@@ -26,7 +27,9 @@ pub enum StoreError {
     Conflict(rusqlite::Error),
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
-    #[error("the database has schema version {found}, newer than this build's {supported}; upgrade the binary")]
+    #[error(
+        "the database has schema version {found}, newer than this build's {supported}; upgrade the binary"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("stored event at position {position} is unreadable: {source}")]
     Decode { position: i64, source: DecodeError },
@@ -57,8 +60,7 @@ impl From<rusqlite::Error> for StoreError {
             ErrorCode::ConstraintViolation
                 if matches!(
                     code.extended_code,
-                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
                 ) =>
             {
                 Self::Conflict(e)
@@ -83,11 +85,32 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Checkpoints the WAL from its own connection every `every`, so that no request's commit
+/// pays for copying pages back into the database file. The server's writer turns SQLite's
+/// automatic checkpoint off and relies on this thread; it runs until the process ends.
+pub fn spawn_checkpointer(path: &Path, every: Duration) -> std::io::Result<()> {
+    let path = path.to_owned();
+    std::thread::Builder::new().name("wal-checkpoint".into()).spawn(move || {
+        let conn = match Connection::open(&path) {
+            Ok(c) => c,
+            Err(e) => return tracing::error!(error = %e, "the WAL checkpointer cannot open the database"),
+        };
+        let _ = conn.busy_timeout(BUSY_TIMEOUT);
+        loop {
+            std::thread::sleep(every);
+            // PASSIVE never blocks the writer; whatever it cannot copy now it copies next time.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    })?;
+    Ok(())
+}
+
 /// Opens a read-only connection (the writer must have created the database first).
 pub fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_URI;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)

@@ -72,10 +72,8 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
             ])?;
             if let Some(r) = r {
                 // A refresh token carried over to the new token is live again, not rotated.
-                conn.prepare_cached(
-                    "DELETE FROM rotated_refresh_tokens WHERE refresh_digest = ?1",
-                )?
-                .execute([&r.digest.0[..]])?;
+                conn.prepare_cached("DELETE FROM rotated_refresh_tokens WHERE refresh_digest = ?1")?
+                    .execute([&r.digest.0[..]])?;
             }
         }
         Event::TokenRevoked(e) => {
@@ -90,8 +88,7 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
                 )?
                 .execute(params![id, rotated_at])?;
             }
-            conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?
-                .execute([id])?;
+            conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?.execute([id])?;
         }
         Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) => {}
     }
@@ -106,11 +103,7 @@ pub fn set_checkpoint(conn: &Connection, position: i64) -> Result<(), StoreError
 }
 
 pub fn checkpoint(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        "SELECT position FROM checkpoints WHERE projection = ?1",
-        [VIEWS],
-        |r| r.get(0),
-    )?)
+    Ok(conn.query_row("SELECT position FROM checkpoints WHERE projection = ?1", [VIEWS], |r| r.get(0))?)
 }
 
 /// Folds the events the views have not seen yet (after their checkpoint), in one transaction.

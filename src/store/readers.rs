@@ -19,10 +19,7 @@ const MAX_IDLE: usize = 16;
 
 impl Readers {
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path: Arc::new(path),
-            idle: Arc::default(),
-        }
+        Self { path: Arc::new(path), idle: Arc::default() }
     }
 
     /// Runs `f` with a connection on the blocking thread pool.

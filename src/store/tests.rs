@@ -2,13 +2,13 @@
 
 use rusqlite::Connection;
 
-use super::ledger::{Command, Envelope, Ledger, Reply};
+use super::ledger::{Command, CommandResult, Envelope, Ledger, Reply};
 use super::log::{chain_hash, read_after, RequestMeta, StoredEvent, GENESIS};
 use super::projection::{catch_up, checkpoint};
 use super::{open_writer, views, StoreError};
 use crate::config::Settings;
 use crate::crypto::Sealer;
-use crate::domain::types::{ClientId, GrantType, ScopeSet, Subject, TokenKey};
+use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -26,21 +26,11 @@ fn fixture() -> Fixture {
         Settings::default().policy(),
         crate::tokens::Generators::opaque(),
     );
-    Fixture {
-        _dir: dir,
-        path,
-        ledger,
-    }
+    Fixture { _dir: dir, path, ledger }
 }
 
 fn envelope(command: Command) -> Envelope {
-    Envelope {
-        command,
-        meta: RequestMeta {
-            request_id: Some("r1".into()),
-            ..RequestMeta::default()
-        },
-    }
+    Envelope { command, meta: RequestMeta { request_id: Some("r1".into()), ..RequestMeta::default() } }
 }
 
 fn register(ledger: &mut Ledger) -> ClientId {
@@ -61,10 +51,7 @@ fn issue(client: &ClientId, scopes: &str) -> Command {
         subject: Subject::Application,
         scopes: ScopeSet::parse(scopes).unwrap(),
     };
-    Command::Issue {
-        key,
-        grant_type: GrantType::ClientCredentials,
-    }
+    Command::Issue { key, grant_type: GrantType::ClientCredentials }
 }
 
 fn all_events(conn: &Connection) -> Vec<StoredEvent> {
@@ -78,18 +65,14 @@ fn all_events(conn: &Connection) -> Vec<StoredEvent> {
 }
 
 fn active_count(conn: &Connection) -> i64 {
-    conn.query_row("SELECT COUNT(*) FROM active_tokens", [], |r| r.get(0))
-        .unwrap()
+    conn.query_row("SELECT COUNT(*) FROM active_tokens", [], |r| r.get(0)).unwrap()
 }
 
 #[test]
 fn every_event_chains_from_its_predecessor() {
     let mut f = fixture();
     let client = register(&mut f.ledger);
-    f.ledger
-        .execute(envelope(issue(&client, "a")))
-        .unwrap()
-        .unwrap();
+    f.ledger.execute(envelope(issue(&client, "a"))).unwrap().unwrap();
     let events = all_events(&Connection::open(&f.path).unwrap());
     assert_eq!(events.len(), 2);
     let mut prev = GENESIS.to_vec();
@@ -124,9 +107,7 @@ fn a_refused_command_in_a_batch_leaves_the_others_committed() {
 fn identical_commands_in_one_batch_share_one_token() {
     let mut f = fixture();
     let client = register(&mut f.ledger);
-    let results = f
-        .ledger
-        .execute_batch((0..10).map(|_| envelope(issue(&client, "x"))).collect());
+    let results = f.ledger.execute_batch((0..10).map(|_| envelope(issue(&client, "x"))).collect());
     let tokens: std::collections::HashSet<String> = results
         .into_iter()
         .map(|r| match r.unwrap().unwrap() {
@@ -142,14 +123,8 @@ fn identical_commands_in_one_batch_share_one_token() {
 fn views_behind_their_checkpoint_catch_up_from_the_log() {
     let mut f = fixture();
     let client = register(&mut f.ledger);
-    f.ledger
-        .execute(envelope(issue(&client, "a")))
-        .unwrap()
-        .unwrap();
-    f.ledger
-        .execute(envelope(issue(&client, "b")))
-        .unwrap()
-        .unwrap();
+    f.ledger.execute(envelope(issue(&client, "a"))).unwrap().unwrap();
+    f.ledger.execute(envelope(issue(&client, "b"))).unwrap().unwrap();
     let mut conn = Connection::open(&f.path).unwrap();
     let before = views::active_of_client(&conn, &client).unwrap();
     conn.execute_batch(
@@ -177,4 +152,31 @@ fn a_duplicate_stream_version_is_a_typed_conflict() {
         )
         .unwrap_err();
     assert!(matches!(StoreError::from(err), StoreError::Conflict(_)));
+}
+
+#[test]
+fn the_memory_view_stays_equal_to_the_sql_view_through_issues_refreshes_and_revocations() {
+    let Fixture { _dir, path, ledger } = fixture();
+    let memory = std::sync::Arc::new(super::memory::MemoryView::default());
+    let mut ledger = ledger.with_memory(memory.clone());
+    let client = register(&mut ledger);
+    let granted = |r: CommandResult| match r.unwrap().unwrap() {
+        Reply::Granted(g) => g,
+        other => panic!("{other:?}"),
+    };
+    let a = granted(ledger.execute(envelope(issue(&client, "a"))));
+    granted(ledger.execute(envelope(issue(&client, "b"))));
+    ledger
+        .execute(envelope(Command::Revoke {
+            client: client.clone(),
+            digest: Digest::of(a.access_token.as_bytes()),
+        }))
+        .unwrap()
+        .unwrap();
+    let batch = ledger.execute_batch(vec![envelope(issue(&client, "c")), envelope(issue(&client, "c"))]);
+    assert!(batch.iter().all(|r| matches!(r, Ok(Ok(Reply::Granted(_))))));
+    let loaded = super::memory::MemoryView::load(&Connection::open(&path).unwrap()).unwrap();
+    assert_eq!(memory.snapshot(), loaded.snapshot());
+    assert_eq!(memory.token_count(), 2);
+    assert!(memory.token(&Digest::of(a.access_token.as_bytes())).is_none());
 }

@@ -40,35 +40,30 @@ impl Writer {
     /// Starts the writer thread with the ledger it owns.
     pub fn spawn(mut ledger: Ledger) -> std::io::Result<(Writer, WriterThread)> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        let thread = std::thread::Builder::new()
-            .name("ledger-writer".into())
-            .spawn(move || {
-                while let Ok(first) = queue.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match queue.try_recv() {
-                            Ok(job) => batch.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    let (envelopes, replies): (Vec<_>, Vec<_>) =
-                        batch.into_iter().map(|j| (j.envelope, j.reply)).unzip();
-                    for (result, reply) in ledger.execute_batch(envelopes).into_iter().zip(replies)
-                    {
-                        // The requester may have gone away; its events are committed all the same.
-                        let _ = reply.send(result);
+        let thread = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || {
+            while let Ok(first) = queue.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
                     }
                 }
-            })?;
+                let (envelopes, replies): (Vec<_>, Vec<_>) =
+                    batch.into_iter().map(|j| (j.envelope, j.reply)).unzip();
+                for (result, reply) in ledger.execute_batch(envelopes).into_iter().zip(replies) {
+                    // The requester may have gone away; its events are committed all the same.
+                    let _ = reply.send(result);
+                }
+            }
+        })?;
         Ok((Writer { jobs }, WriterThread(thread)))
     }
 
     /// Sends a command and waits until it is committed (or refused).
     pub async fn execute(&self, envelope: Envelope) -> CommandResult {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { envelope, reply })
-            .map_err(|_| StoreError::WriterGone)?;
+        self.jobs.send(Job { envelope, reply }).map_err(|_| StoreError::WriterGone)?;
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 }

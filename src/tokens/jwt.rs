@@ -59,8 +59,7 @@ impl TokenGenerator for JwtGenerator {
             exp: c.expires_at / 1000,
             jti: c.jti.to_string(),
         };
-        jsonwebtoken::encode(&header, &claims, &signing.key)
-            .map_err(|e| GeneratorError(e.to_string()))
+        jsonwebtoken::encode(&header, &claims, &signing.key).map_err(|e| GeneratorError(e.to_string()))
     }
 
     fn renew_per_request(&self) -> Option<bool> {
@@ -91,9 +90,7 @@ pub fn verify(
     validation.validate_aud = false;
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
-    let claims = jsonwebtoken::decode::<JwtClaims>(token, &key.decoding, &validation)
-        .ok()?
-        .claims;
+    let claims = jsonwebtoken::decode::<JwtClaims>(token, &key.decoding, &validation).ok()?.claims;
     // jsonwebtoken reads its own clock; the ledger's `now` is the one that counts.
     (claims.exp * 1000 > now && claims.nbf * 1000 <= now).then_some(claims)
 }

@@ -38,10 +38,7 @@ impl SigningAlgorithm {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read or write the JWT keys in {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("the JWT key list {0} is damaged: {1}")]
     List(String, String),
     #[error("cannot generate or load a JWT signing key: {0}")]
@@ -93,10 +90,7 @@ pub struct KeyStore {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| KeyError::Io { path: path.display().to_string(), source }
 }
 
 fn list_path(dir: &Path) -> PathBuf {
@@ -150,12 +144,10 @@ fn generate(alg: SigningAlgorithm, kid: &str) -> Result<(String, Value), KeyErro
         SigningAlgorithm::RS256 => {
             use rsa::pkcs8::EncodePrivateKey;
             use rsa::traits::PublicKeyParts;
-            let key =
-                rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| key_err(&e))?;
-            let pem = key
-                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-                .map_err(|e| key_err(&e))?;
-            let jwk = json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())});
+            let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| key_err(&e))?;
+            let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| key_err(&e))?;
+            let jwk =
+                json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())});
             (pem.to_string(), jwk)
         }
     };
@@ -165,12 +157,7 @@ fn generate(alg: SigningAlgorithm, kid: &str) -> Result<(String, Value), KeyErro
     Ok((pem, jwk))
 }
 
-fn add_key(
-    dir: &Path,
-    list: &mut KeyList,
-    alg: SigningAlgorithm,
-    now: Millis,
-) -> Result<String, KeyError> {
+fn add_key(dir: &Path, list: &mut KeyList, alg: SigningAlgorithm, now: Millis) -> Result<String, KeyError> {
     let kid = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let (pem, public_jwk) = generate(alg, &kid)?;
     let file = format!("{kid}.pem");
@@ -179,14 +166,7 @@ fn add_key(
     for old in list.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
         old.retired_at = Some(now);
     }
-    list.keys.push(KeyEntry {
-        kid: kid.clone(),
-        alg,
-        file,
-        public_jwk,
-        created_at: now,
-        retired_at: None,
-    });
+    list.keys.push(KeyEntry { kid: kid.clone(), alg, file, public_jwk, created_at: now, retired_at: None });
     write_list(dir, list)?;
     Ok(kid)
 }
@@ -194,8 +174,7 @@ fn add_key(
 fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     #[cfg(unix)]
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(io(dir))?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(io(dir))?;
     Ok(())
 }
 
@@ -207,11 +186,8 @@ pub fn rotate(dir: &Path, alg: SigningAlgorithm, now: Millis) -> Result<String, 
 }
 
 fn load(dir: &Path) -> Result<Loaded, KeyError> {
-    let list = read_list(dir)?
-        .ok_or_else(|| KeyError::List(dir.display().to_string(), "no keys".into()))?;
-    let modified = std::fs::metadata(list_path(dir))
-        .and_then(|m| m.modified())
-        .ok();
+    let list = read_list(dir)?.ok_or_else(|| KeyError::List(dir.display().to_string(), "no keys".into()))?;
+    let modified = std::fs::metadata(list_path(dir)).and_then(|m| m.modified()).ok();
     let mut published = Vec::new();
     let mut signing = None;
     for entry in &list.keys {
@@ -235,20 +211,11 @@ fn load(dir: &Path) -> Result<Loaded, KeyError> {
                 SigningAlgorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
             }
             .map_err(|e| KeyError::Key(format!("{}: {e}", path.display())))?;
-            signing = Some(std::sync::Arc::new(Signing {
-                kid: entry.kid.clone(),
-                alg,
-                key,
-            }));
+            signing = Some(std::sync::Arc::new(Signing { kid: entry.kid.clone(), alg, key }));
         }
     }
-    let signing =
-        signing.ok_or_else(|| KeyError::List(dir.display().to_string(), "no active key".into()))?;
-    Ok(Loaded {
-        modified,
-        signing,
-        published,
-    })
+    let signing = signing.ok_or_else(|| KeyError::List(dir.display().to_string(), "no active key".into()))?;
+    Ok(Loaded { modified, signing, published })
 }
 
 impl KeyStore {
@@ -259,11 +226,7 @@ impl KeyStore {
             rotate(dir, alg, now)?;
         }
         let loaded = load(dir)?;
-        Ok(Self {
-            dir: dir.to_owned(),
-            loaded: RwLock::new(loaded),
-            checked: Mutex::new(Instant::now()),
-        })
+        Ok(Self { dir: dir.to_owned(), loaded: RwLock::new(loaded), checked: Mutex::new(Instant::now()) })
     }
 
     /// Reloads the list when another process rotated the keys; checks at most once a second.
@@ -275,14 +238,8 @@ impl KeyStore {
             }
             *checked = Instant::now();
         }
-        let modified = std::fs::metadata(list_path(&self.dir))
-            .and_then(|m| m.modified())
-            .ok();
-        let current = self
-            .loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .modified;
+        let modified = std::fs::metadata(list_path(&self.dir)).and_then(|m| m.modified()).ok();
+        let current = self.loaded.read().unwrap_or_else(|p| p.into_inner()).modified;
         if modified == current {
             return;
         }
@@ -297,11 +254,7 @@ impl KeyStore {
     /// The key to sign new tokens with.
     pub fn signing(&self) -> std::sync::Arc<Signing> {
         self.refresh();
-        self.loaded
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .signing
-            .clone()
+        self.loaded.read().unwrap_or_else(|p| p.into_inner()).signing.clone()
     }
 
     /// The public key `kid`, if it is still published at `now`.
@@ -313,11 +266,7 @@ impl KeyStore {
     ) -> Option<std::sync::Arc<Published>> {
         self.refresh();
         let loaded = self.loaded.read().unwrap_or_else(|p| p.into_inner());
-        loaded
-            .published
-            .iter()
-            .find(|k| k.kid == kid && still_published(k, now, max_lifetime))
-            .cloned()
+        loaded.published.iter().find(|k| k.kid == kid && still_published(k, now, max_lifetime)).cloned()
     }
 
     /// The JWK Set (RFC 7517) of the keys still published at `now`.
@@ -336,8 +285,7 @@ impl KeyStore {
 
 /// A retired key stays published until the last token it signed has expired.
 fn still_published(key: &Published, now: Millis, max_lifetime: Millis) -> bool {
-    key.retired_at
-        .is_none_or(|retired| retired + max_lifetime > now)
+    key.retired_at.is_none_or(|retired| retired + max_lifetime > now)
 }
 
 #[cfg(test)]
@@ -367,11 +315,7 @@ mod tests {
 
     #[test]
     fn every_algorithm_makes_a_key_that_loads() {
-        for alg in [
-            SigningAlgorithm::ES256,
-            SigningAlgorithm::EdDSA,
-            SigningAlgorithm::RS256,
-        ] {
+        for alg in [SigningAlgorithm::ES256, SigningAlgorithm::EdDSA, SigningAlgorithm::RS256] {
             let dir = tempfile::tempdir().unwrap();
             let store = KeyStore::open(dir.path(), alg, 0).unwrap();
             assert_eq!(store.signing().alg, alg.jose());

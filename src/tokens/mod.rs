@@ -64,10 +64,7 @@ impl std::fmt::Debug for Generators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&String> = self.by_name.keys().collect();
         names.sort();
-        f.debug_struct("Generators")
-            .field("names", &names)
-            .field("default", &self.default)
-            .finish()
+        f.debug_struct("Generators").field("names", &names).field("default", &self.default).finish()
     }
 }
 
@@ -81,10 +78,7 @@ impl Generators {
     pub fn opaque() -> Self {
         let mut by_name: HashMap<String, Arc<dyn TokenGenerator>> = HashMap::new();
         by_name.insert(OPAQUE.into(), Arc::new(Opaque));
-        Self {
-            by_name,
-            default: OPAQUE.into(),
-        }
+        Self { by_name, default: OPAQUE.into() }
     }
 
     /// Adds (or replaces) a generator under `name`.
@@ -96,9 +90,7 @@ impl Generators {
     /// Makes `name` the server-wide default; it must be registered.
     pub fn set_default(&mut self, name: &str) -> Result<&mut Self, GeneratorError> {
         if !self.by_name.contains_key(name) {
-            return Err(GeneratorError(format!(
-                "no token generator is registered as {name:?}"
-            )));
+            return Err(GeneratorError(format!("no token generator is registered as {name:?}")));
         }
         self.default = name.to_owned();
         Ok(self)
@@ -114,15 +106,11 @@ impl Generators {
         if let Some(n) = name {
             match self.by_name.get(n) {
                 Some(g) => return g.as_ref(),
-                None => tracing::warn!(
-                    generator = n,
-                    "unknown token generator for a client; using the default"
-                ),
+                None => {
+                    tracing::warn!(generator = n, "unknown token generator for a client; using the default")
+                }
             }
         }
-        self.by_name
-            .get(&self.default)
-            .or_else(|| self.by_name.get(OPAQUE))
-            .map_or(&Opaque, |g| g.as_ref())
+        self.by_name.get(&self.default).or_else(|| self.by_name.get(OPAQUE)).map_or(&Opaque, |g| g.as_ref())
     }
 }

@@ -17,26 +17,15 @@ async fn fifty_identical_requests_get_one_token_when_renewal_is_off() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
     let client = app.register_client("burst").await;
 
-    let responses = join_all(
-        (0..IDENTICAL_REQUESTS).map(|_| app.password_grant(&client, "admin", "admin", "openid")),
-    )
-    .await;
+    let responses =
+        join_all((0..IDENTICAL_REQUESTS).map(|_| app.password_grant(&client, "admin", "admin", "openid")))
+            .await;
     let tokens = join_all(responses.into_iter().map(Tokens::from_response)).await;
 
     let access: HashSet<_> = tokens.iter().map(|t| t.access_token.clone()).collect();
     let refresh: HashSet<_> = tokens.iter().map(|t| t.refresh().to_string()).collect();
-    assert_eq!(
-        access.len(),
-        1,
-        "{} access tokens for one key",
-        access.len()
-    );
-    assert_eq!(
-        refresh.len(),
-        1,
-        "{} refresh tokens for one key",
-        refresh.len()
-    );
+    assert_eq!(access.len(), 1, "{} access tokens for one key", access.len());
+    assert_eq!(refresh.len(), 1, "{} refresh tokens for one key", refresh.len());
     assert!(app.is_active(&tokens[0].access_token).await);
 }
 
@@ -45,21 +34,15 @@ async fn fifty_identical_requests_leave_exactly_one_active_token_when_renewal_is
     let app = spawn_app(ConfigOverrides::renewal_on()).await;
     let client = app.register_client("burst").await;
 
-    let responses = join_all(
-        (0..IDENTICAL_REQUESTS).map(|_| app.password_grant(&client, "admin", "admin", "openid")),
-    )
-    .await;
+    let responses =
+        join_all((0..IDENTICAL_REQUESTS).map(|_| app.password_grant(&client, "admin", "admin", "openid")))
+            .await;
     let tokens = join_all(responses.into_iter().map(Tokens::from_response)).await;
 
     let distinct: HashSet<_> = tokens.iter().map(|t| t.access_token.clone()).collect();
     let activity = join_all(distinct.iter().map(|token| app.is_active(token))).await;
     let active = activity.into_iter().filter(|active| *active).count();
-    assert_eq!(
-        active,
-        1,
-        "{active} of {} returned tokens are active",
-        distinct.len()
-    );
+    assert_eq!(active, 1, "{active} of {} returned tokens are active", distinct.len());
 }
 
 #[tokio::test]
@@ -68,19 +51,13 @@ async fn fifty_identical_client_credentials_requests_leave_exactly_one_active_to
     let client = app.register_client("burst").await;
 
     let responses =
-        join_all((0..IDENTICAL_REQUESTS).map(|_| app.client_credentials_grant(&client, "read")))
-            .await;
+        join_all((0..IDENTICAL_REQUESTS).map(|_| app.client_credentials_grant(&client, "read"))).await;
     let tokens = join_all(responses.into_iter().map(Tokens::from_response)).await;
 
     let distinct: HashSet<_> = tokens.iter().map(|t| t.access_token.clone()).collect();
     let activity = join_all(distinct.iter().map(|token| app.is_active(token))).await;
     let active = activity.into_iter().filter(|active| *active).count();
-    assert_eq!(
-        active,
-        1,
-        "{active} of {} returned tokens are active",
-        distinct.len()
-    );
+    assert_eq!(active, 1, "{active} of {} returned tokens are active", distinct.len());
 }
 
 #[tokio::test]
@@ -89,10 +66,9 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
     let client = app.register_client("racer").await;
     let original = app.token_admin(&client, "openid").await;
 
-    let responses = join_all(
-        (0..CONCURRENT_REFRESHES).map(|_| app.refresh_grant(&client, original.refresh(), None)),
-    )
-    .await;
+    let responses =
+        join_all((0..CONCURRENT_REFRESHES).map(|_| app.refresh_grant(&client, original.refresh(), None)))
+            .await;
 
     let mut winners = Vec::new();
     for response in responses {
@@ -102,10 +78,7 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
                 let body: Value = response.json().await.unwrap();
                 assert_eq!(body["error"], "invalid_grant", "{body}");
             }
-            other => panic!(
-                "a concurrent refresh answered {other}: {:?}",
-                response.text().await
-            ),
+            other => panic!("a concurrent refresh answered {other}: {:?}", response.text().await),
         }
     }
     assert_eq!(winners.len(), 1, "{} refreshes succeeded", winners.len());

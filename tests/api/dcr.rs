@@ -3,17 +3,13 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{
-    assert_oauth_error, expect_json, inactive, spawn_app, ConfigOverrides, ADMIN_USER,
-};
+use crate::helpers::{assert_oauth_error, expect_json, inactive, spawn_app, ConfigOverrides, ADMIN_USER};
 
 #[tokio::test]
 async fn dcr_registers_a_client_that_can_get_tokens() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
 
-    let client = app
-        .register_client_dcr("portal", &["password", "refresh_token"])
-        .await;
+    let client = app.register_client_dcr("portal", &["password", "refresh_token"]).await;
 
     assert_eq!(client.name, "portal");
     assert_eq!(client.sorted_grant_types(), ["password", "refresh_token"]);
@@ -25,9 +21,7 @@ async fn dcr_registers_a_client_that_can_get_tokens() {
 #[tokio::test]
 async fn dcr_get_describes_the_client() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
-    let client = app
-        .register_client_dcr("portal", &["client_credentials"])
-        .await;
+    let client = app.register_client_dcr("portal", &["client_credentials"]).await;
 
     let response = app
         .http
@@ -46,13 +40,9 @@ async fn dcr_get_describes_the_client() {
 #[tokio::test]
 async fn dcr_grant_types_limit_what_the_client_may_use() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
-    let client = app
-        .register_client_dcr("machine", &["client_credentials"])
-        .await;
+    let client = app.register_client_dcr("machine", &["client_credentials"]).await;
 
-    let response = app
-        .password_grant(&client, ADMIN_USER, "admin", "openid")
-        .await;
+    let response = app.password_grant(&client, ADMIN_USER, "admin", "openid").await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     app.token_client_credentials(&client, "read").await;
@@ -61,12 +51,8 @@ async fn dcr_grant_types_limit_what_the_client_may_use() {
 #[tokio::test]
 async fn dcr_delete_revokes_the_clients_tokens_and_credentials() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
-    let client = app
-        .register_client_dcr(
-            "doomed",
-            &["password", "client_credentials", "refresh_token"],
-        )
-        .await;
+    let client =
+        app.register_client_dcr("doomed", &["password", "client_credentials", "refresh_token"]).await;
     let user = app.token_admin(&client, "openid").await;
     let application = app.token_client_credentials(&client, "read").await;
 
@@ -91,11 +77,7 @@ async fn dcr_requires_the_super_admin() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
     let client = app.register_client("existing").await;
     let body = json!({"client_name": "sneaky", "grant_types": ["password"]});
-    let callers = [
-        None,
-        Some((ADMIN_USER, "wrong")),
-        Some((client.id.as_str(), client.secret.as_str())),
-    ];
+    let callers = [None, Some((ADMIN_USER, "wrong")), Some((client.id.as_str(), client.secret.as_str()))];
 
     for caller in callers {
         let with = |request: reqwest::RequestBuilder| match caller {
@@ -109,11 +91,7 @@ async fn dcr_requires_the_super_admin() {
         ];
         for request in requests {
             let response = request.send().await.unwrap();
-            assert_eq!(
-                response.status(),
-                StatusCode::UNAUTHORIZED,
-                "caller {caller:?}"
-            );
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "caller {caller:?}");
         }
     }
     app.token_client_credentials(&client, "read").await;

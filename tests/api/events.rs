@@ -16,10 +16,7 @@ async fn returning_an_existing_token_is_recorded_as_token_returned() {
     app.token_admin(&client, "openid").await;
 
     let appended = &app.events()[after_issue.len()..];
-    assert!(
-        count_of(&after_issue, "TokenIssued") >= 1,
-        "{after_issue:#?}"
-    );
+    assert!(count_of(&after_issue, "TokenIssued") >= 1, "{after_issue:#?}");
     assert_eq!(count_of(appended, "TokenReturned"), 1, "{appended:#?}");
     assert_eq!(count_of(appended, "TokenIssued"), 0, "{appended:#?}");
     assert_eq!(count_of(appended, "TokenRevoked"), 0, "{appended:#?}");
@@ -37,10 +34,7 @@ async fn renewal_is_recorded_as_a_revocation_for_renewal_then_an_issue() {
     assert_eq!(revocation_reasons(&events), ["renewal"]);
     let revoked = events.iter().position(|e| e.event_type == "TokenRevoked");
     let last_issue = events.iter().rposition(|e| e.event_type == "TokenIssued");
-    assert!(
-        revoked < last_issue,
-        "the old token is revoked before the new one is issued"
-    );
+    assert!(revoked < last_issue, "the old token is revoked before the new one is issued");
 }
 
 #[tokio::test]
@@ -67,11 +61,9 @@ async fn every_revocation_is_recorded_with_its_reason() {
 
 #[tokio::test]
 async fn replacing_an_expired_token_is_recorded_as_expiry_replacement() {
-    let app = spawn_app(ConfigOverrides {
-        user_access_token_validity: "2s",
-        ..ConfigOverrides::renewal_off()
-    })
-    .await;
+    let app =
+        spawn_app(ConfigOverrides { user_access_token_validity: "2s", ..ConfigOverrides::renewal_off() })
+            .await;
     let client = app.register_client("audited").await;
     app.token_admin(&client, "openid").await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -103,17 +95,10 @@ async fn registrations_and_client_deletion_are_events() {
     let registered = &events[at_start.len()..before_delete];
     let deleted = &events[before_delete..];
     assert_eq!(count_of(registered, "UserAdded"), 1, "{registered:#?}");
-    assert_eq!(
-        count_of(registered, "ClientRegistered"),
-        1,
-        "{registered:#?}"
-    );
+    assert_eq!(count_of(registered, "ClientRegistered"), 1, "{registered:#?}");
     assert_eq!(count_of(deleted, "ClientDeleted"), 1, "{deleted:#?}");
     let reasons = revocation_reasons(deleted);
-    assert!(
-        !reasons.is_empty(),
-        "deleting a client revoked no token: {deleted:#?}"
-    );
+    assert!(!reasons.is_empty(), "deleting a client revoked no token: {deleted:#?}");
     assert!(reasons.iter().all(|r| r == "client_deleted"), "{reasons:?}");
 }
 
@@ -128,15 +113,8 @@ async fn the_log_is_ordered_and_versioned_per_stream() {
     let events = app.events();
 
     assert!(events.windows(2).all(|w| w[0].position < w[1].position));
-    let versions: HashSet<(String, i64)> = events
-        .iter()
-        .map(|e| (e.stream.clone(), e.version))
-        .collect();
-    assert_eq!(
-        versions.len(),
-        events.len(),
-        "(stream, version) must be unique"
-    );
+    let versions: HashSet<(String, i64)> = events.iter().map(|e| (e.stream.clone(), e.version)).collect();
+    assert_eq!(versions.len(), events.len(), "(stream, version) must be unique");
 }
 
 #[tokio::test]

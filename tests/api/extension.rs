@@ -19,11 +19,7 @@ struct Labelled {
 
 impl TokenGenerator for Labelled {
     fn access_token(&self, claims: &AccessTokenClaims<'_>) -> Result<String, GeneratorError> {
-        Ok(format!(
-            "labelled-{}-{}",
-            claims.jti.simple(),
-            token_ledger::crypto::new_secret()
-        ))
+        Ok(format!("labelled-{}-{}", claims.jti.simple(), token_ledger::crypto::new_secret()))
     }
 
     fn renew_per_request(&self) -> Option<bool> {
@@ -48,14 +44,10 @@ impl Drop for InProcess {
 
 async fn start(config_flag: bool, renew: Option<bool>) -> InProcess {
     let dir = tempfile::tempdir().unwrap();
-    let overrides = ConfigOverrides {
-        renew_access_token_per_request: config_flag,
-        ..ConfigOverrides::default()
-    };
-    let toml = overrides.to_toml().replace(
-        "access_token_type = \"opaque\"",
-        "access_token_type = \"labelled\"",
-    );
+    let overrides =
+        ConfigOverrides { renew_access_token_per_request: config_flag, ..ConfigOverrides::default() };
+    let toml =
+        overrides.to_toml().replace("access_token_type = \"opaque\"", "access_token_type = \"labelled\"");
     let path = dir.path().join("deployment.toml");
     std::fs::write(&path, toml).unwrap();
     let settings = Settings::load(&path).unwrap();
@@ -69,22 +61,14 @@ async fn start(config_flag: bool, renew: Option<bool>) -> InProcess {
     tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    InProcess {
-        _dir: dir,
-        base,
-        http: reqwest::Client::new(),
-        stop: Some(stop),
-    }
+    InProcess { _dir: dir, base, http: reqwest::Client::new(), stop: Some(stop) }
 }
 
 impl InProcess {
     async fn client(&self) -> (String, String) {
         let body: Value = self
             .http
-            .post(format!(
-                "{}/api/identity/oauth2/dcr/v1.1/register",
-                self.base
-            ))
+            .post(format!("{}/api/identity/oauth2/dcr/v1.1/register", self.base))
             .basic_auth("admin", Some("admin"))
             .json(&json!({"client_name": "ext"}))
             .send()
@@ -93,10 +77,7 @@ impl InProcess {
             .json()
             .await
             .unwrap();
-        (
-            body["client_id"].as_str().unwrap().into(),
-            body["client_secret"].as_str().unwrap().into(),
-        )
+        (body["client_id"].as_str().unwrap().into(), body["client_secret"].as_str().unwrap().into())
     }
 
     async fn token(&self, client: &(String, String)) -> String {
@@ -104,11 +85,7 @@ impl InProcess {
             .http
             .post(format!("{}/oauth2/token", self.base))
             .basic_auth(&client.0, Some(&client.1))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "admin"),
-                ("password", "admin"),
-            ])
+            .form(&[("grant_type", "password"), ("username", "admin"), ("password", "admin")])
             .send()
             .await
             .unwrap();
@@ -136,10 +113,7 @@ async fn a_generator_that_forbids_renewal_beats_the_flag_turned_on() {
     let server = start(true, Some(false)).await;
     let client = server.client().await;
     let first = server.token(&client).await;
-    assert!(
-        first.starts_with("labelled-"),
-        "the registered generator made it: {first}"
-    );
+    assert!(first.starts_with("labelled-"), "the registered generator made it: {first}");
     assert_eq!(server.token(&client).await, first);
     assert_eq!(server.introspect(&first).await["active"], true);
 }

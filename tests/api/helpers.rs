@@ -25,10 +25,7 @@ pub fn inactive() -> Value {
 }
 
 pub fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
-    headers
-        .get(name)
-        .map(|v| v.to_str().unwrap_or("<not ascii>").to_string())
-        .unwrap_or_default()
+    headers.get(name).map(|v| v.to_str().unwrap_or("<not ascii>").to_string()).unwrap_or_default()
 }
 
 /// Asserts the status and returns the JSON body, showing the body when either is wrong.
@@ -45,15 +42,9 @@ pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &
     let has_challenge = response.headers().contains_key("www-authenticate");
     let body = expect_json(response, status).await;
     assert_eq!(body["error"], error, "wrong error code in {body}");
-    assert!(
-        body["error_description"].is_string(),
-        "error_description missing in {body}"
-    );
+    assert!(body["error_description"].is_string(), "error_description missing in {body}");
     if error == "invalid_client" {
-        assert!(
-            has_challenge,
-            "a 401 invalid_client must carry WWW-Authenticate"
-        );
+        assert!(has_challenge, "a 401 invalid_client must carry WWW-Authenticate");
     }
     body
 }
@@ -62,18 +53,12 @@ pub async fn assert_oauth_error(response: Response, status: StatusCode, error: &
 pub async fn assert_client_error(response: Response) {
     let status = response.status();
     let body = response.text().await.unwrap_or_default();
-    assert!(
-        status.is_client_error(),
-        "expected a 4xx, got {status}: {body}"
-    );
+    assert!(status.is_client_error(), "expected a 4xx, got {status}: {body}");
 }
 
 /// `Basic base64(raw)` for hand-made, possibly broken, headers.
 pub fn basic_header(raw: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
 /// A random, unguessable value, so that finding it in a file cannot be a coincidence.

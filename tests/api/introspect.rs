@@ -8,10 +8,7 @@ use reqwest::StatusCode;
 use crate::helpers::{inactive, spawn_app, ConfigOverrides, ADMIN_USER};
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 #[tokio::test]
@@ -34,10 +31,7 @@ async fn an_active_user_token_introspects_with_every_field() {
         body["nbf"].as_i64().expect("nbf"),
     );
     assert_eq!(exp - iat, 3600, "{body}");
-    assert!(
-        (now() - iat).abs() <= 5,
-        "iat is not the issue time: {body}"
-    );
+    assert!((now() - iat).abs() <= 5, "iat is not the issue time: {body}");
     assert!(nbf <= now() + 1, "nbf lies in the future: {body}");
 }
 
@@ -82,11 +76,9 @@ async fn an_unknown_token_is_exactly_inactive() {
 
 #[tokio::test]
 async fn an_expired_access_token_is_exactly_inactive() {
-    let app = spawn_app(ConfigOverrides {
-        user_access_token_validity: "2s",
-        ..ConfigOverrides::renewal_off()
-    })
-    .await;
+    let app =
+        spawn_app(ConfigOverrides { user_access_token_validity: "2s", ..ConfigOverrides::renewal_off() })
+            .await;
     let client = app.register_client("inspector").await;
     let tokens = app.token_admin(&client, "openid").await;
     assert!(app.is_active(&tokens.access_token).await);
@@ -104,23 +96,10 @@ async fn a_wrong_type_hint_does_not_hide_a_token() {
     let admin = Some((ADMIN_USER, "admin"));
 
     let access = app
-        .introspect_with(
-            admin,
-            &[
-                ("token", &tokens.access_token),
-                ("token_type_hint", "refresh_token"),
-            ],
-        )
+        .introspect_with(admin, &[("token", &tokens.access_token), ("token_type_hint", "refresh_token")])
         .await;
-    let refresh = app
-        .introspect_with(
-            admin,
-            &[
-                ("token", tokens.refresh()),
-                ("token_type_hint", "access_token"),
-            ],
-        )
-        .await;
+    let refresh =
+        app.introspect_with(admin, &[("token", tokens.refresh()), ("token_type_hint", "access_token")]).await;
 
     let access: serde_json::Value = access.json().await.unwrap();
     let refresh: serde_json::Value = refresh.json().await.unwrap();
@@ -132,12 +111,8 @@ async fn a_wrong_type_hint_does_not_hide_a_token() {
 async fn introspection_without_a_token_is_a_bad_request() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
 
-    let response = app
-        .introspect_with(
-            Some((ADMIN_USER, "admin")),
-            &[("token_type_hint", "access_token")],
-        )
-        .await;
+    let response =
+        app.introspect_with(Some((ADMIN_USER, "admin")), &[("token_type_hint", "access_token")]).await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
@@ -157,11 +132,7 @@ async fn introspection_without_valid_credentials_is_unauthorized() {
     ];
     for caller in callers {
         let response = app.introspect_with(caller, &form).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNAUTHORIZED,
-            "caller {caller:?}"
-        );
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "caller {caller:?}");
     }
 }
 

@@ -31,15 +31,10 @@ async fn refresh_may_narrow_the_scope() {
     let client = app.register_client("refresher").await;
     let original = app.token_admin(&client, "read write").await;
 
-    let narrowed = app
-        .token_refresh(&client, original.refresh(), Some("read"))
-        .await;
+    let narrowed = app.token_refresh(&client, original.refresh(), Some("read")).await;
 
     assert_eq!(narrowed.scope.as_deref(), Some("read"));
-    assert_eq!(
-        app.introspect(&narrowed.access_token).await["scope"],
-        "read"
-    );
+    assert_eq!(app.introspect(&narrowed.access_token).await["scope"], "read");
 }
 
 #[tokio::test]
@@ -48,15 +43,10 @@ async fn refresh_may_not_widen_the_scope() {
     let client = app.register_client("refresher").await;
     let original = app.token_admin(&client, "read").await;
 
-    let response = app
-        .refresh_grant(&client, original.refresh(), Some("read admin"))
-        .await;
+    let response = app.refresh_grant(&client, original.refresh(), Some("read admin")).await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_scope").await;
-    assert!(
-        app.is_active(&original.access_token).await,
-        "a refused refresh changes nothing"
-    );
+    assert!(app.is_active(&original.access_token).await, "a refused refresh changes nothing");
 }
 
 #[tokio::test]
@@ -116,11 +106,8 @@ async fn reuse_detection_off_leaves_the_family_alive_after_a_replay() {
 
 #[tokio::test]
 async fn refresh_keeps_the_refresh_token_when_its_renewal_is_off() {
-    let app = spawn_app(ConfigOverrides {
-        renew_refresh_token: false,
-        ..ConfigOverrides::renewal_off()
-    })
-    .await;
+    let app =
+        spawn_app(ConfigOverrides { renew_refresh_token: false, ..ConfigOverrides::renewal_off() }).await;
     let client = app.register_client("refresher").await;
     let original = app.token_admin(&client, "openid").await;
 

@@ -22,9 +22,7 @@ async fn a_crash_keeps_every_token_and_its_state() {
     let revoked = app.token_admin(&client, "revoked").await;
     app.revoke_token(&client, &revoked.access_token).await;
     let before_refresh = app.token_admin(&client, "refreshed").await;
-    let refreshed = app
-        .token_refresh(&client, before_refresh.refresh(), None)
-        .await;
+    let refreshed = app.token_refresh(&client, before_refresh.refresh(), None).await;
     let application = app.token_client_credentials(&client, "machine").await;
     let tokens: Vec<String> = [&kept, &revoked, &before_refresh, &refreshed]
         .iter()
@@ -37,10 +35,7 @@ async fn a_crash_keeps_every_token_and_its_state() {
 
     assert_eq!(states(&app, &tokens).await, before);
     let live: Vec<bool> = before.iter().map(|state| state["active"] == true).collect();
-    assert_eq!(
-        live,
-        [true, true, false, false, false, false, true, true, true]
-    );
+    assert_eq!(live, [true, true, false, false, false, false, true, true, true]);
     assert_eq!(before[2], inactive());
 }
 
@@ -87,8 +82,5 @@ async fn sigterm_shuts_the_server_down_cleanly_and_loses_nothing() {
 
     assert!(status.success(), "the server exited with {status}");
     assert!(app.is_active(&tokens.access_token).await);
-    assert_eq!(
-        app.token_admin(&client, "openid").await.access_token,
-        tokens.access_token
-    );
+    assert_eq!(app.token_admin(&client, "openid").await.access_token, tokens.access_token);
 }

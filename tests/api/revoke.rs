@@ -3,9 +3,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{
-    assert_oauth_error, assert_revoke_ok, inactive, spawn_app, Client, ConfigOverrides,
-};
+use crate::helpers::{assert_oauth_error, assert_revoke_ok, inactive, spawn_app, Client, ConfigOverrides};
 
 #[tokio::test]
 async fn revoking_an_access_token_kills_its_refresh_token_too() {
@@ -27,15 +25,8 @@ async fn revoking_a_refresh_token_kills_its_access_token_too() {
     let client = app.register_client("revoker").await;
     let tokens = app.token_admin(&client, "openid").await;
 
-    let response = app
-        .revoke(
-            &client,
-            &[
-                ("token", tokens.refresh()),
-                ("token_type_hint", "refresh_token"),
-            ],
-        )
-        .await;
+    let response =
+        app.revoke(&client, &[("token", tokens.refresh()), ("token_type_hint", "refresh_token")]).await;
 
     assert_revoke_ok(response).await;
     assert_eq!(app.introspect(&tokens.access_token).await, inactive());
@@ -48,15 +39,8 @@ async fn a_wrong_type_hint_still_revokes() {
     let client = app.register_client("revoker").await;
     let tokens = app.token_admin(&client, "openid").await;
 
-    let response = app
-        .revoke(
-            &client,
-            &[
-                ("token", &tokens.access_token),
-                ("token_type_hint", "refresh_token"),
-            ],
-        )
-        .await;
+    let response =
+        app.revoke(&client, &[("token", &tokens.access_token), ("token_type_hint", "refresh_token")]).await;
 
     assert_revoke_ok(response).await;
     assert_eq!(app.introspect(&tokens.access_token).await, inactive());
@@ -81,9 +65,7 @@ async fn revoking_another_clients_token_is_refused_and_changes_nothing() {
     let intruder = app.register_client("intruder").await;
     let tokens = app.token_admin(&owner, "openid").await;
 
-    let by_access = app
-        .revoke(&intruder, &[("token", &tokens.access_token)])
-        .await;
+    let by_access = app.revoke(&intruder, &[("token", &tokens.access_token)]).await;
     let by_refresh = app.revoke(&intruder, &[("token", tokens.refresh())]).await;
 
     assert_oauth_error(by_access, StatusCode::UNAUTHORIZED, "unauthorized_client").await;
@@ -99,9 +81,7 @@ async fn revoking_with_bad_client_credentials_is_invalid_client() {
     let tokens = app.token_admin(&client, "openid").await;
 
     for caller in [client.with_secret("wrong"), Client::unknown()] {
-        let response = app
-            .revoke(&caller, &[("token", &tokens.access_token)])
-            .await;
+        let response = app.revoke(&caller, &[("token", &tokens.access_token)]).await;
         assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
     }
     assert!(app.is_active(&tokens.access_token).await);
@@ -112,9 +92,7 @@ async fn revoking_without_a_token_is_invalid_request() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
     let client = app.register_client("revoker").await;
 
-    let response = app
-        .revoke(&client, &[("token_type_hint", "access_token")])
-        .await;
+    let response = app.revoke(&client, &[("token_type_hint", "access_token")]).await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
 }

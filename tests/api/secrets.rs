@@ -10,14 +10,8 @@ use crate::helpers::{
 /// The key file and TLS key material are the only files allowed to hold key bytes; they hold no
 /// token, but they are random bytes a search should not be run against.
 fn is_key_material(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    name == "token.key"
-        || name.ends_with(".pem")
-        || name.ends_with(".key")
-        || name.ends_with(".crt")
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    name == "token.key" || name.ends_with(".pem") || name.ends_with(".key") || name.ends_with(".crt")
 }
 
 /// Panics naming every (file, secret) pair where a secret appears in plain bytes.
@@ -25,12 +19,7 @@ fn assert_nowhere(app: &TestApp, secrets: &[(String, String)]) {
     let mut sources: Vec<(String, Vec<u8>)> = files_under(&app.data_dir())
         .into_iter()
         .filter(|path| !is_key_material(path))
-        .map(|path| {
-            (
-                path.display().to_string(),
-                std::fs::read(&path).unwrap_or_default(),
-            )
-        })
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap_or_default()))
         .collect();
     assert!(
         sources.iter().any(|(name, _)| name.ends_with("ledger.db")),
@@ -46,11 +35,7 @@ fn assert_nowhere(app: &TestApp, secrets: &[(String, String)]) {
                 .map(move |(kind, secret)| format!("{kind} {secret:?} in {source}"))
         })
         .collect();
-    assert!(
-        leaks.is_empty(),
-        "plaintext secrets found:\n{}",
-        leaks.join("\n")
-    );
+    assert!(leaks.is_empty(), "plaintext secrets found:\n{}", leaks.join("\n"));
 }
 
 #[tokio::test]
@@ -77,33 +62,24 @@ async fn no_token_secret_or_password_is_stored_or_logged_in_plaintext() {
         .await;
     assert!(added.status.success(), "{}", added.stderr);
     let cli_client = app.register_client("cli-client").await;
-    let dcr_client = app
-        .register_client_dcr("dcr-client", &["password", "refresh_token"])
-        .await;
+    let dcr_client = app.register_client_dcr("dcr-client", &["password", "refresh_token"]).await;
     for client in [&cli_client, &dcr_client] {
         secrets.push(("client secret".to_string(), client.secret.clone()));
     }
 
     let mut issued = vec![
-        app.token_password(&cli_client, ADMIN_USER, &admin_password, "openid")
-            .await,
-        app.token_password(&cli_client, "erin", &user_password, "read")
-            .await,
-        app.token_password(&cli_client, "erin", &user_password, "read")
-            .await,
-        app.token_password(&dcr_client, "frank", &stdin_password, "write")
-            .await,
+        app.token_password(&cli_client, ADMIN_USER, &admin_password, "openid").await,
+        app.token_password(&cli_client, "erin", &user_password, "read").await,
+        app.token_password(&cli_client, "erin", &user_password, "read").await,
+        app.token_password(&dcr_client, "frank", &stdin_password, "write").await,
         app.token_client_credentials(&cli_client, "machine").await,
     ];
-    let refreshed = app
-        .token_refresh(&dcr_client, issued[3].refresh(), None)
-        .await;
+    let refreshed = app.token_refresh(&dcr_client, issued[3].refresh(), None).await;
     issued.push(refreshed.clone());
     app.revoke_token(&cli_client, &issued[0].access_token).await;
     // A failed login must not log the password it was given.
     let wrong = unique_secret("wrong-password");
-    app.password_grant(&cli_client, "erin", &wrong, "read")
-        .await;
+    app.password_grant(&cli_client, "erin", &wrong, "read").await;
     secrets.push(("rejected password".to_string(), wrong));
     for tokens in &issued {
         secrets.push(("access token".to_string(), tokens.access_token.clone()));

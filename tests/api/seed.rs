@@ -42,10 +42,7 @@ async fn a_new_token_response_has_every_documented_field() {
 
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.scope.as_deref(), Some("openid"));
-    assert_eq!(
-        tokens.expires_in, 3600,
-        "a new token reports its full lifetime"
-    );
+    assert_eq!(tokens.expires_in, 3600, "a new token reports its full lifetime");
     assert!(tokens.refresh_token.is_some(), "{}", tokens.body);
     assert_ne!(tokens.refresh(), tokens.access_token);
 }
@@ -75,10 +72,7 @@ async fn scopes_come_back_sorted_and_space_separated() {
     let tokens = app.token_admin(&client, "write read").await;
 
     assert_eq!(tokens.scope.as_deref(), Some("read write"));
-    assert_eq!(
-        app.introspect(&tokens.access_token).await["scope"],
-        "read write"
-    );
+    assert_eq!(app.introspect(&tokens.access_token).await["scope"], "read write");
 }
 
 #[tokio::test]
@@ -107,10 +101,7 @@ async fn scope_case_and_scope_set_are_part_of_the_token_key() {
     assert_ne!(upper.access_token, lower.access_token);
     assert_ne!(wider.access_token, lower.access_token);
     for token in [&lower, &upper, &wider] {
-        assert!(
-            app.is_active(&token.access_token).await,
-            "each key keeps its own token"
-        );
+        assert!(app.is_active(&token.access_token).await, "each key keeps its own token");
     }
 }
 
@@ -130,12 +121,8 @@ async fn usernames_differing_only_in_case_share_one_token() {
     let client = app.register_client("seed-app").await;
     app.add_user("Alice", "alice-password-1").await;
 
-    let lower = app
-        .token_password(&client, "alice", "alice-password-1", "read")
-        .await;
-    let upper = app
-        .token_password(&client, "ALICE", "alice-password-1", "read")
-        .await;
+    let lower = app.token_password(&client, "alice", "alice-password-1", "read").await;
+    let upper = app.token_password(&client, "ALICE", "alice-password-1", "read").await;
 
     assert_eq!(upper.access_token, lower.access_token);
     assert_eq!(upper.refresh_token, lower.refresh_token);

@@ -19,11 +19,7 @@ async fn peer_certificate(app: &TestApp) -> Vec<u8> {
 
 #[tokio::test]
 async fn https_serves_a_generated_certificate_and_keeps_it_across_restarts() {
-    let mut app = spawn_app(ConfigOverrides {
-        https: true,
-        ..ConfigOverrides::renewal_off()
-    })
-    .await;
+    let mut app = spawn_app(ConfigOverrides { https: true, ..ConfigOverrides::renewal_off() }).await;
     assert!(app.base_url.starts_with("https://"), "{}", app.base_url);
     let client = app.register_client("tls-client").await;
     let tokens = app.token_admin(&client, "openid").await;
@@ -31,10 +27,6 @@ async fn https_serves_a_generated_certificate_and_keeps_it_across_restarts() {
 
     app.kill_and_restart().await;
 
-    assert_eq!(
-        peer_certificate(&app).await,
-        first,
-        "the certificate was regenerated"
-    );
+    assert_eq!(peer_certificate(&app).await, first, "the certificate was regenerated");
     assert!(app.is_active(&tokens.access_token).await);
 }

@@ -129,14 +129,9 @@ async fn token_values_are_unique_url_safe_and_at_least_160_bits_long() {
         let tokens = app.token_admin(&client, "openid").await;
         for value in [tokens.access_token.clone(), tokens.refresh().to_string()] {
             // 160 bits need at least 27 base64url characters (or 40 hex digits).
+            assert!(value.len() >= 27, "token too short to hold 160 bits: {value}");
             assert!(
-                value.len() >= 27,
-                "token too short to hold 160 bits: {value}"
-            );
-            assert!(
-                value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+                value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
                 "token is not URL-safe: {value}"
             );
             assert!(seen.insert(value), "a token value was issued twice");

@@ -5,8 +5,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    assert_client_error, assert_oauth_error, basic_header, spawn_app, Client, ConfigOverrides,
-    TestApp, ADMIN_USER,
+    assert_client_error, assert_oauth_error, basic_header, spawn_app, Client, ConfigOverrides, TestApp,
+    ADMIN_USER,
 };
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -23,9 +23,7 @@ async fn app_with_client() -> (TestApp, Client) {
 async fn a_wrong_client_secret_is_invalid_client_with_a_challenge() {
     let (app, client) = app_with_client().await;
 
-    let response = app
-        .password_grant(&client.with_secret("wrong"), ADMIN_USER, "admin", "openid")
-        .await;
+    let response = app.password_grant(&client.with_secret("wrong"), ADMIN_USER, "admin", "openid").await;
 
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
@@ -34,9 +32,7 @@ async fn a_wrong_client_secret_is_invalid_client_with_a_challenge() {
 async fn an_unknown_client_is_invalid_client() {
     let (app, _) = app_with_client().await;
 
-    let response = app
-        .password_grant(&Client::unknown(), ADMIN_USER, "admin", "openid")
-        .await;
+    let response = app.password_grant(&Client::unknown(), ADMIN_USER, "admin", "openid").await;
 
     assert_oauth_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
 }
@@ -63,12 +59,7 @@ async fn a_wrong_secret_in_the_body_is_invalid_client() {
 async fn a_request_without_client_authentication_is_refused() {
     let (app, _) = app_with_client().await;
 
-    let response = app
-        .token_request()
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.token_request().form(&[("grant_type", "client_credentials")]).send().await.unwrap();
 
     let status = response.status();
     let body: serde_json::Value = response.json().await.unwrap();
@@ -101,9 +92,7 @@ async fn basic_and_body_credentials_together_are_invalid_request() {
 async fn a_wrong_user_password_is_invalid_grant() {
     let (app, client) = app_with_client().await;
 
-    let response = app
-        .password_grant(&client, ADMIN_USER, "wrong", "openid")
-        .await;
+    let response = app.password_grant(&client, ADMIN_USER, "wrong", "openid").await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -112,9 +101,7 @@ async fn a_wrong_user_password_is_invalid_grant() {
 async fn an_unknown_user_is_invalid_grant() {
     let (app, client) = app_with_client().await;
 
-    let response = app
-        .password_grant(&client, "nobody", "admin", "openid")
-        .await;
+    let response = app.password_grant(&client, "nobody", "admin", "openid").await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -123,9 +110,7 @@ async fn an_unknown_user_is_invalid_grant() {
 async fn an_unknown_grant_type_is_unsupported_grant_type() {
     let (app, client) = app_with_client().await;
 
-    let response = app
-        .post_token(&client, &[("grant_type", "urn:example:no-such-grant")])
-        .await;
+    let response = app.post_token(&client, &[("grant_type", "urn:example:no-such-grant")]).await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "unsupported_grant_type").await;
 }
@@ -170,16 +155,8 @@ async fn credentials_in_the_query_string_are_invalid_request() {
     let (app, client) = app_with_client().await;
     // (query string, form body, authenticate with Basic)
     let cases: [(Params, Params, bool); 3] = [
-        (
-            vec![("password", "admin")],
-            vec![("grant_type", "password"), ("username", ADMIN_USER)],
-            true,
-        ),
-        (
-            vec![("username", ADMIN_USER)],
-            vec![("grant_type", "password"), ("password", "admin")],
-            true,
-        ),
+        (vec![("password", "admin")], vec![("grant_type", "password"), ("username", ADMIN_USER)], true),
+        (vec![("username", ADMIN_USER)], vec![("grant_type", "password"), ("password", "admin")], true),
         (
             vec![("client_id", &client.id), ("client_secret", &client.secret)],
             vec![("grant_type", "client_credentials")],
@@ -200,16 +177,10 @@ async fn credentials_in_the_query_string_are_invalid_request() {
 #[tokio::test]
 async fn a_client_without_the_grant_type_is_unauthorized_client() {
     let (app, _) = app_with_client().await;
-    let machine = app
-        .register_client_with_grants("machine-only", &["client_credentials"])
-        .await;
+    let machine = app.register_client_with_grants("machine-only", &["client_credentials"]).await;
 
-    let password = app
-        .password_grant(&machine, ADMIN_USER, "admin", "openid")
-        .await;
-    let refresh = app
-        .refresh_grant(&machine, "some-refresh-token", None)
-        .await;
+    let password = app.password_grant(&machine, ADMIN_USER, "admin", "openid").await;
+    let refresh = app.refresh_grant(&machine, "some-refresh-token", None).await;
 
     assert_oauth_error(password, StatusCode::BAD_REQUEST, "unauthorized_client").await;
     assert_oauth_error(refresh, StatusCode::BAD_REQUEST, "unauthorized_client").await;
@@ -219,9 +190,7 @@ async fn a_client_without_the_grant_type_is_unauthorized_client() {
 async fn an_unknown_refresh_token_is_invalid_grant() {
     let (app, client) = app_with_client().await;
 
-    let response = app
-        .refresh_grant(&client, "no-such-refresh-token", None)
-        .await;
+    let response = app.refresh_grant(&client, "no-such-refresh-token", None).await;
 
     assert_oauth_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
 }
@@ -231,14 +200,8 @@ async fn malformed_bodies_get_a_clean_4xx() {
     let (app, client) = app_with_client().await;
     let bodies: [(&str, Vec<u8>); 4] = [
         (FORM, b"%%%=&&==%zz".to_vec()),
-        (
-            FORM,
-            b"grant_type=password&username=\xff\xfe&password=admin".to_vec(),
-        ),
-        (
-            FORM,
-            b"grant_type=password&username=%FF%FE&password=admin".to_vec(),
-        ),
+        (FORM, b"grant_type=password&username=\xff\xfe&password=admin".to_vec()),
+        (FORM, b"grant_type=password&username=%FF%FE&password=admin".to_vec()),
         ("application/json", br#"{"grant_type":"password"}"#.to_vec()),
     ];
 
@@ -258,10 +221,7 @@ async fn malformed_bodies_get_a_clean_4xx() {
 #[tokio::test]
 async fn an_oversized_body_gets_a_clean_4xx() {
     let (app, client) = app_with_client().await;
-    let body = format!(
-        "grant_type=client_credentials&scope={}",
-        "a".repeat(100 * 1024)
-    );
+    let body = format!("grant_type=client_credentials&scope={}", "a".repeat(100 * 1024));
 
     let response = app
         .token_request()

@@ -29,12 +29,7 @@ impl Deployment {
     /// Starts `token-ledger serve` on this folder.
     pub async fn start(self) -> TestApp {
         let (child, base_url) = self.start_server().await;
-        TestApp {
-            deployment: self,
-            child,
-            base_url,
-            http: http_client(),
-        }
+        TestApp { deployment: self, child, base_url, http: http_client() }
     }
 }
 
@@ -77,10 +72,7 @@ impl TestApp {
     /// Sends SIGTERM and waits for the process to exit (at most 15 s).
     pub async fn terminate(&mut self) -> ExitStatus {
         let pid = self.child.id().expect("the server is running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
         tokio::time::timeout(Duration::from_secs(15), self.child.wait())
             .await
@@ -110,11 +102,7 @@ impl TestApp {
         password: &str,
         scope: &str,
     ) -> Response {
-        let mut form = vec![
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", password),
-        ];
+        let mut form = vec![("grant_type", "password"), ("username", username), ("password", password)];
         if !scope.is_empty() {
             form.push(("scope", scope));
         }
@@ -134,8 +122,7 @@ impl TestApp {
 
     /// A password grant as the super admin that must succeed.
     pub async fn token_admin(&self, client: &Client, scope: &str) -> Tokens {
-        self.token_password(client, ADMIN_USER, self.admin_password(), scope)
-            .await
+        self.token_password(client, ADMIN_USER, self.admin_password(), scope).await
     }
 
     pub async fn client_credentials_grant(&self, client: &Client, scope: &str) -> Response {
@@ -151,16 +138,8 @@ impl TestApp {
         Tokens::from_response(self.client_credentials_grant(client, scope).await).await
     }
 
-    pub async fn refresh_grant(
-        &self,
-        client: &Client,
-        refresh_token: &str,
-        scope: Option<&str>,
-    ) -> Response {
-        let mut form = vec![
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-        ];
+    pub async fn refresh_grant(&self, client: &Client, refresh_token: &str, scope: Option<&str>) -> Response {
+        let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
         if let Some(scope) = scope {
             form.push(("scope", scope));
         }
@@ -168,12 +147,7 @@ impl TestApp {
     }
 
     /// A refresh grant that must succeed.
-    pub async fn token_refresh(
-        &self,
-        client: &Client,
-        refresh_token: &str,
-        scope: Option<&str>,
-    ) -> Tokens {
+    pub async fn token_refresh(&self, client: &Client, refresh_token: &str, scope: Option<&str>) -> Tokens {
         Tokens::from_response(self.refresh_grant(client, refresh_token, scope).await).await
     }
 
@@ -192,20 +166,14 @@ impl TestApp {
 
     /// Introspection as the super admin; must answer 200.
     pub async fn introspect(&self, token: &str) -> Value {
-        let response = self
-            .introspect_with(
-                Some((ADMIN_USER, self.admin_password())),
-                &[("token", token)],
-            )
-            .await;
+        let response =
+            self.introspect_with(Some((ADMIN_USER, self.admin_password())), &[("token", token)]).await;
         expect_json(response, StatusCode::OK).await
     }
 
     /// Introspection as a registered client; must answer 200.
     pub async fn introspect_as_client(&self, client: &Client, token: &str) -> Value {
-        let response = self
-            .introspect_with(Some((&client.id, &client.secret)), &[("token", token)])
-            .await;
+        let response = self.introspect_with(Some((&client.id, &client.secret)), &[("token", token)]).await;
         expect_json(response, StatusCode::OK).await
     }
 
@@ -272,8 +240,5 @@ pub async fn assert_revoke_ok(response: Response) {
     let status = response.status();
     let body = response.text().await.expect("read the revoke body");
     assert_eq!(status, StatusCode::OK, "revoke answered {status}: {body}");
-    assert!(
-        body.is_empty(),
-        "revoke must answer an empty body, got {body:?}"
-    );
+    assert!(body.is_empty(), "revoke must answer an empty body, got {body:?}");
 }

@@ -48,10 +48,7 @@ impl ConfigOverrides {
 
     /// `renew_access_token_per_request = true`: every request revokes and reissues.
     pub fn renewal_on() -> Self {
-        Self {
-            renew_access_token_per_request: true,
-            ..Self::default()
-        }
+        Self { renew_access_token_per_request: true, ..Self::default() }
     }
 
     /// Renders `deployment.toml`. Durations made only of digits are written as TOML integers.

@@ -93,11 +93,7 @@ impl Deployment {
             .args(args)
             .arg("--config")
             .arg(self.config_path())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -111,10 +107,7 @@ impl Deployment {
             .await
             .unwrap_or_else(|_| panic!("`token-ledger {}` did not finish", args.join(" ")))
             .expect("run the token-ledger CLI");
-        self.logs
-            .lock()
-            .expect("log buffer")
-            .extend_from_slice(&output.stderr);
+        self.logs.lock().expect("log buffer").extend_from_slice(&output.stderr);
         CliOutput {
             status: output.status,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -131,34 +124,16 @@ impl Deployment {
             args.extend(["--grant-types", joined.as_str()]);
         }
         let output = self.cli(&args).await;
-        assert!(
-            output.status.success(),
-            "client register failed: {}",
-            output.stderr
-        );
-        let json: Value = serde_json::from_str(output.stdout.trim()).unwrap_or_else(|e| {
-            panic!("client register printed no JSON ({e}): {:?}", output.stdout)
-        });
+        assert!(output.status.success(), "client register failed: {}", output.stderr);
+        let json: Value = serde_json::from_str(output.stdout.trim())
+            .unwrap_or_else(|e| panic!("client register printed no JSON ({e}): {:?}", output.stdout));
         Client::from_json(&json)
     }
 
     /// `token-ledger user add --username NAME --password P`, asserting success.
     pub async fn add_user(&self, username: &str, password: &str) {
-        let output = self
-            .cli(&[
-                "user",
-                "add",
-                "--username",
-                username,
-                "--password",
-                password,
-            ])
-            .await;
-        assert!(
-            output.status.success(),
-            "user add failed: {}",
-            output.stderr
-        );
+        let output = self.cli(&["user", "add", "--username", username, "--password", password]).await;
+        assert!(output.status.success(), "user add failed: {}", output.stderr);
     }
 
     /// Starts `token-ledger serve` on this folder and waits for its listening line.
@@ -209,8 +184,6 @@ async fn collect_into(mut pipe: impl AsyncRead + Unpin, sink: Arc<Mutex<Vec<u8>>
         if n == 0 {
             break;
         }
-        sink.lock()
-            .expect("log buffer")
-            .extend_from_slice(&buffer[..n]);
+        sink.lock().expect("log buffer").extend_from_slice(&buffer[..n]);
     }
 }

@@ -32,13 +32,9 @@ impl Deployment {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .expect("open the ledger read-only");
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .expect("set a busy timeout");
+        connection.busy_timeout(Duration::from_secs(5)).expect("set a busy timeout");
         let mut statement = connection
-            .prepare(
-                "SELECT position, stream, version, event_type, payload FROM events ORDER BY position",
-            )
+            .prepare("SELECT position, stream, version, event_type, payload FROM events ORDER BY position")
             .expect("query the events table");
         statement
             .query_map([], |row| {
@@ -58,9 +54,7 @@ impl Deployment {
 
 fn text_of(value: ValueRef<'_>) -> String {
     match value {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-            String::from_utf8_lossy(bytes).into_owned()
-        }
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         ValueRef::Integer(i) => i.to_string(),
         ValueRef::Real(f) => f.to_string(),
         ValueRef::Null => String::new(),

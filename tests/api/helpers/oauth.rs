@@ -18,10 +18,7 @@ impl Client {
     /// Reads `{"client_id","client_secret","client_name","grant_types"}`.
     pub fn from_json(json: &Value) -> Self {
         let field = |name: &str| {
-            json[name]
-                .as_str()
-                .unwrap_or_else(|| panic!("client JSON lacks {name}: {json}"))
-                .to_string()
+            json[name].as_str().unwrap_or_else(|| panic!("client JSON lacks {name}: {json}")).to_string()
         };
         Self {
             id: field("client_id"),
@@ -48,10 +45,7 @@ impl Client {
 
     /// The same client id with another secret.
     pub fn with_secret(&self, secret: &str) -> Self {
-        Self {
-            secret: secret.to_string(),
-            ..self.clone()
-        }
+        Self { secret: secret.to_string(), ..self.clone() }
     }
 
     /// The grant types, sorted, for order-free comparison.
@@ -76,9 +70,7 @@ pub struct Tokens {
 impl Tokens {
     /// The refresh token, which the test expects to be there.
     pub fn refresh(&self) -> &str {
-        self.refresh_token
-            .as_deref()
-            .unwrap_or_else(|| panic!("no refresh token in {}", self.body))
+        self.refresh_token.as_deref().unwrap_or_else(|| panic!("no refresh token in {}", self.body))
     }
 
     /// Asserts a 200 with the no-store headers and reads the body.
@@ -89,8 +81,7 @@ impl Tokens {
         assert_eq!(header(&headers, "pragma"), "no-cache", "{body}");
         let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
         Self {
-            access_token: text("access_token")
-                .unwrap_or_else(|| panic!("no access_token in {body}")),
+            access_token: text("access_token").unwrap_or_else(|| panic!("no access_token in {body}")),
             refresh_token: text("refresh_token"),
             scope: text("scope"),
             token_type: text("token_type").unwrap_or_default(),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod lockout;
 pub mod store;
 pub mod tls;
 pub mod tokens;

@@ -87,6 +87,7 @@ impl Application {
             generators: Arc::new(generators),
             keys,
             memory,
+            lockouts: Arc::default(),
         };
         Ok(Self { listener, local, tls, state, writer_thread, _lock: lock })
     }

@@ -122,6 +122,29 @@ pub struct RefreshTokenReplayed {
     pub within_grace_period: bool,
 }
 
+/// How a caller failed to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A resource owner's password (password grant).
+    Password,
+    /// A client's secret.
+    ClientSecret,
+}
+
+/// A failed authentication of a known client, or of a user through the password grant; the
+/// peer address travels in the envelope. `locked_until` is set once the back-off locks the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthenticationFailed {
+    pub method: AuthMethod,
+    pub client_id: ClientId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Millis>,
+}
+
 /// Every event of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -133,6 +156,7 @@ pub enum Event {
     TokenReturned(TokenReturned),
     TokenRevoked(TokenRevoked),
     RefreshTokenReplayed(RefreshTokenReplayed),
+    AuthenticationFailed(AuthenticationFailed),
 }
 
 /// An event that could not be decoded from its stored form.
@@ -188,6 +212,7 @@ event_codec!(
     TokenReturned,
     TokenRevoked,
     RefreshTokenReplayed,
+    AuthenticationFailed,
 );
 
 /// An event on its way into the log, with the stream it belongs to.

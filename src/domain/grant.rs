@@ -5,8 +5,8 @@
 use uuid::Uuid;
 
 use super::events::{
-    Event, Millis, Pending, RefreshPart, RefreshTokenReplayed, RevokeReason, TokenIssued,
-    TokenReturned, TokenRevoked,
+    Event, Millis, Pending, RefreshPart, RefreshTokenReplayed, RevokeReason, TokenIssued, TokenReturned,
+    TokenRevoked,
 };
 use super::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey};
 
@@ -41,11 +41,7 @@ impl ActiveToken {
             Some(name) => Subject::User(name.clone()),
             None => Subject::Application,
         };
-        TokenKey {
-            client: self.token.client_id.clone(),
-            subject,
-            scopes: self.token.scopes.clone(),
-        }
+        TokenKey { client: self.token.client_id.clone(), subject, scopes: self.token.scopes.clone() }
     }
 
     fn access_left(&self, now: Millis) -> Millis {
@@ -158,10 +154,7 @@ pub struct Decision {
 fn revoke(token: &ActiveToken, reason: RevokeReason) -> Pending {
     Pending {
         stream: token.stream.clone(),
-        event: Event::TokenRevoked(TokenRevoked {
-            token_id: token.token.token_id,
-            reason,
-        }),
+        event: Event::TokenRevoked(TokenRevoked { token_id: token.token.token_id, reason }),
     }
 }
 
@@ -183,13 +176,8 @@ pub fn decide_issue(
     now: Millis,
 ) -> Result<Decision, MintError> {
     let app = req.key.subject == Subject::Application;
-    let lifetime = if app {
-        policy.app_access_token_ms
-    } else {
-        policy.user_access_token_ms
-    };
-    let gives_refresh =
-        req.client_allows_refresh && (!app || policy.client_credentials_refresh_tokens);
+    let lifetime = if app { policy.app_access_token_ms } else { policy.user_access_token_ms };
+    let gives_refresh = req.client_allows_refresh && (!app || policy.client_credentials_refresh_tokens);
     let mut events = Vec::new();
     let mut carried = None;
 
@@ -226,10 +214,7 @@ pub fn decide_issue(
     let fresh = mint.mint(&draft)?;
     let (family_id, refresh) = match carried {
         Some((family, part)) => (family, Some(part)),
-        None => (
-            fresh.token_id,
-            gives_refresh.then(|| fresh_refresh(&fresh, now, policy.refresh_token_ms)),
-        ),
+        None => (fresh.token_id, gives_refresh.then(|| fresh_refresh(&fresh, now, policy.refresh_token_ms))),
     };
     let issued = TokenIssued {
         token_id: fresh.token_id,
@@ -247,39 +232,22 @@ pub fn decide_issue(
         sealed_access: fresh.sealed_access.clone(),
         refresh,
     };
-    events.push(Pending {
-        stream: req.key.stream(),
-        event: Event::TokenIssued(issued.clone()),
-    });
-    Ok(Decision {
-        events,
-        outcome: Ok(Outcome::Issued(issued)),
-    })
+    events.push(Pending { stream: req.key.stream(), event: Event::TokenIssued(issued.clone()) });
+    Ok(Decision { events, outcome: Ok(Outcome::Issued(issued)) })
 }
 
 /// More than a second left on the access token and, where there is one, the refresh token.
 fn usable(current: &ActiveToken, now: Millis) -> bool {
     current.access_left(now) > USABLE_MARGIN_MS
-        && current
-            .refresh_left(now)
-            .is_none_or(|left| left > USABLE_MARGIN_MS)
+        && current.refresh_left(now).is_none_or(|left| left > USABLE_MARGIN_MS)
 }
 
 fn returned(current: &ActiveToken, now: Millis) -> Decision {
     let expires_in = current.access_left(now) / 1000;
-    let event = TokenReturned {
-        token_id: current.token.token_id,
-        expires_in,
-    };
+    let event = TokenReturned { token_id: current.token.token_id, expires_in };
     Decision {
-        events: vec![Pending {
-            stream: current.stream.clone(),
-            event: Event::TokenReturned(event),
-        }],
-        outcome: Ok(Outcome::Returned {
-            token: current.token.clone(),
-            expires_in,
-        }),
+        events: vec![Pending { stream: current.stream.clone(), event: Event::TokenReturned(event) }],
+        outcome: Ok(Outcome::Returned { token: current.token.clone(), expires_in }),
     }
 }
 
@@ -291,8 +259,7 @@ fn carry_refresh(
     now: Millis,
 ) -> Option<(Uuid, RefreshPart)> {
     let old = current.token.refresh.as_ref()?;
-    (gives_refresh && old.expires_at - now > lifetime)
-        .then(|| (current.token.family_id, old.clone()))
+    (gives_refresh && old.expires_at - now > lifetime).then(|| (current.token.family_id, old.clone()))
 }
 
 /// What the store found for a presented refresh token.
@@ -315,10 +282,7 @@ pub enum RefreshLookup {
 }
 
 /// The scopes a refresh asks for: the original ones, or a subset of them (RFC 6749 section 6).
-pub fn refreshed_scopes(
-    source: &ActiveToken,
-    requested: Option<&ScopeSet>,
-) -> Result<ScopeSet, DomainError> {
+pub fn refreshed_scopes(source: &ActiveToken, requested: Option<&ScopeSet>) -> Result<ScopeSet, DomainError> {
     match requested {
         None => Ok(source.token.scopes.clone()),
         Some(scopes) if scopes.is_subset(&source.token.scopes) => Ok(scopes.clone()),
@@ -339,39 +303,15 @@ pub fn decide_refresh(
     policy: &Policy,
     now: Millis,
 ) -> Result<Decision, MintError> {
-    let refuse = |events, error| {
-        Ok(Decision {
-            events,
-            outcome: Err(error),
-        })
-    };
+    let refuse = |events, error| Ok(Decision { events, outcome: Err(error) });
     let source = match lookup {
-        RefreshLookup::Unknown => {
-            return refuse(vec![], DomainError::InvalidGrant(UNKNOWN_REFRESH))
-        }
+        RefreshLookup::Unknown => return refuse(vec![], DomainError::InvalidGrant(UNKNOWN_REFRESH)),
         RefreshLookup::Rotated { client_id, .. } if client_id != client => {
             return refuse(vec![], DomainError::InvalidGrant(UNKNOWN_REFRESH));
         }
-        RefreshLookup::Rotated {
-            stream,
-            refresh_digest,
-            family_id,
-            rotated_at,
-            family_active,
-            ..
-        } => {
-            let replay = Replay {
-                stream,
-                refresh_digest: *refresh_digest,
-                family_id: *family_id,
-            };
-            return Ok(replayed(
-                replay,
-                *rotated_at,
-                family_active.as_ref(),
-                policy,
-                now,
-            ));
+        RefreshLookup::Rotated { stream, refresh_digest, family_id, rotated_at, family_active, .. } => {
+            let replay = Replay { stream, refresh_digest: *refresh_digest, family_id: *family_id };
+            return Ok(replayed(replay, *rotated_at, family_active.as_ref(), policy, now));
         }
         RefreshLookup::Active(source) => source,
     };
@@ -382,19 +322,13 @@ pub fn decide_refresh(
         return refuse(vec![], DomainError::InvalidGrant(UNKNOWN_REFRESH));
     };
     if old_refresh.expires_at - now < USABLE_MARGIN_MS {
-        return refuse(
-            vec![],
-            DomainError::InvalidGrant("the refresh token has expired"),
-        );
+        return refuse(vec![], DomainError::InvalidGrant("the refresh token has expired"));
     }
     let scopes = match refreshed_scopes(source, requested) {
         Ok(scopes) => scopes,
         Err(e) => return refuse(vec![], e),
     };
-    let key = TokenKey {
-        scopes,
-        ..source.key()
-    };
+    let key = TokenKey { scopes, ..source.key() };
     // The new access token lives as long as the one being refreshed (WSO2 section 2.3).
     let expires_at = now + (source.token.expires_at - source.token.issued_at);
     let draft = Draft {
@@ -409,16 +343,11 @@ pub fn decide_refresh(
     if let Some(target) = target.filter(|t| t.stream != source.stream) {
         events.push(revoke(target, RevokeReason::Refresh));
     }
-    let refresh = match (
-        policy.renew_refresh_token,
-        policy.extend_refresh_token_expiry_on_renewal,
-    ) {
+    let refresh = match (policy.renew_refresh_token, policy.extend_refresh_token_expiry_on_renewal) {
         (true, true) => fresh_refresh(&fresh, now, policy.refresh_token_ms),
-        (true, false) => RefreshPart {
-            digest: fresh.refresh_digest,
-            sealed: fresh.sealed_refresh.clone(),
-            ..old_refresh
-        },
+        (true, false) => {
+            RefreshPart { digest: fresh.refresh_digest, sealed: fresh.sealed_refresh.clone(), ..old_refresh }
+        }
         (false, _) => old_refresh,
     };
     let issued = TokenIssued {
@@ -434,14 +363,8 @@ pub fn decide_refresh(
         sealed_access: fresh.sealed_access.clone(),
         refresh: Some(refresh),
     };
-    events.push(Pending {
-        stream: key.stream(),
-        event: Event::TokenIssued(issued.clone()),
-    });
-    Ok(Decision {
-        events,
-        outcome: Ok(Outcome::Issued(issued)),
-    })
+    events.push(Pending { stream: key.stream(), event: Event::TokenIssued(issued.clone()) });
+    Ok(Decision { events, outcome: Ok(Outcome::Issued(issued)) })
 }
 
 struct Replay<'a> {
@@ -463,46 +386,31 @@ fn replayed(
         refresh_digest: replay.refresh_digest,
         within_grace_period,
     };
-    let mut events = vec![Pending {
-        stream: replay.stream.to_owned(),
-        event: Event::RefreshTokenReplayed(record),
-    }];
+    let mut events =
+        vec![Pending { stream: replay.stream.to_owned(), event: Event::RefreshTokenReplayed(record) }];
     if !within_grace_period && policy.revoke_family_on_refresh_token_reuse {
         events.extend(family_active.map(|t| revoke(t, RevokeReason::RefreshTokenReuse)));
     }
-    Decision {
-        events,
-        outcome: Err(DomainError::InvalidGrant(
-            "the refresh token was already used",
-        )),
-    }
+    Decision { events, outcome: Err(DomainError::InvalidGrant("the refresh token was already used")) }
 }
 
 /// RFC 7009 revocation of an access or refresh token by its client. Unknown tokens are not an
 /// error (section 2.2); another client's token is refused and left alone.
 pub fn decide_revoke(found: Option<&ActiveToken>, caller: &ClientId) -> Decision {
     match found {
-        None => Decision {
-            events: vec![],
-            outcome: Ok(Outcome::Done),
-        },
-        Some(t) if &t.token.client_id != caller => Decision {
-            events: vec![],
-            outcome: Err(DomainError::TokenOfAnotherClient),
-        },
-        Some(t) => Decision {
-            events: vec![revoke(t, RevokeReason::RevocationRequest)],
-            outcome: Ok(Outcome::Done),
-        },
+        None => Decision { events: vec![], outcome: Ok(Outcome::Done) },
+        Some(t) if &t.token.client_id != caller => {
+            Decision { events: vec![], outcome: Err(DomainError::TokenOfAnotherClient) }
+        }
+        Some(t) => {
+            Decision { events: vec![revoke(t, RevokeReason::RevocationRequest)], outcome: Ok(Outcome::Done) }
+        }
     }
 }
 
 /// Deleting a client revokes each of its active tokens, by events, before the deletion itself.
 pub fn revoke_all_of_client(active: &[ActiveToken]) -> Vec<Pending> {
-    active
-        .iter()
-        .map(|t| revoke(t, RevokeReason::ClientDeleted))
-        .collect()
+    active.iter().map(|t| revoke(t, RevokeReason::ClientDeleted)).collect()
 }
 
 #[cfg(test)]

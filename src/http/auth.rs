@@ -10,9 +10,13 @@ use percent_encoding::percent_decode_str;
 
 use super::error::ApiError;
 use super::form::OAuthForm;
-use super::AppState;
+use super::{AppState, RequestContext};
 use crate::crypto;
+use crate::domain::events::{AuthMethod, AuthenticationFailed};
 use crate::domain::types::{ClientId, Digest};
+use crate::lockout::{Failure, LockKey};
+use crate::store::ledger::{system_clock, Command, Envelope};
+use crate::store::log::RequestMeta;
 use crate::store::views::{self, ClientRecord};
 
 const BAD_CREDENTIALS: &str = "Client credentials are invalid.";
@@ -65,14 +69,24 @@ pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Prese
 
 /// Checks a client's secret against the digest in the client view. An unknown client costs the
 /// same comparison as a wrong secret.
-pub async fn authenticate(app: &AppState, presented: Presented) -> Result<Arc<ClientRecord>, ApiError> {
+pub async fn authenticate(
+    app: &AppState,
+    ctx: &RequestContext,
+    presented: Presented,
+) -> Result<Arc<ClientRecord>, ApiError> {
     let id = ClientId::parse(&presented.id).map_err(|_| ApiError::InvalidClient(BAD_CREDENTIALS.into()))?;
+    let key = LockKey::ClientSecret { client: id.to_string(), peer: ctx.peer_ip };
+    let now = system_clock();
+    if let Some(left) = app.lockouts.locked(&key, now) {
+        return Err(ApiError::ClientLockedOut { retry_after_secs: retry_after(left) });
+    }
     let record = match app.memory.client(&id) {
         Some(record) => Some(record),
         None => {
             // A client the CLI registered while the server runs is read from the database once.
             let generation = app.memory.client_generation();
-            let read = app.readers.with(move |conn| views::client(conn, &id)).await?.map(Arc::new);
+            let lookup = id.clone();
+            let read = app.readers.with(move |conn| views::client(conn, &lookup)).await?.map(Arc::new);
             if let Some(r) = &read {
                 app.memory.cache_client(r.clone(), generation);
             }
@@ -82,9 +96,52 @@ pub async fn authenticate(app: &AppState, presented: Presented) -> Result<Arc<Cl
     let stored = record.as_ref().map(|r| r.secret_digest).unwrap_or(Digest([0; 32]));
     let matches = crypto::secret_matches(&presented.secret, &stored);
     match record {
-        Some(r) if matches => Ok(r),
-        _ => Err(ApiError::InvalidClient(BAD_CREDENTIALS.into())),
+        Some(r) if matches => {
+            app.lockouts.succeed(&key);
+            Ok(r)
+        }
+        known => {
+            let failure = app.lockouts.fail(key, now);
+            // Only failures against a registered client are evidence worth an event; random
+            // client ids would let anyone flood the log.
+            if known.is_some() {
+                record_failure(app, ctx, AuthMethod::ClientSecret, id, None, failure).await?;
+            }
+            Err(ApiError::InvalidClient(BAD_CREDENTIALS.into()))
+        }
     }
+}
+
+/// Whole seconds to wait, at least one.
+pub fn retry_after(left_ms: i64) -> u64 {
+    (left_ms.max(0) as u64).div_ceil(1000).max(1)
+}
+
+/// Appends an `AuthenticationFailed` event and waits for it to be durable.
+pub async fn record_failure(
+    app: &AppState,
+    ctx: &RequestContext,
+    method: AuthMethod,
+    client_id: ClientId,
+    username: Option<String>,
+    failure: Failure,
+) -> Result<(), ApiError> {
+    let meta = RequestMeta {
+        request_id: Some(ctx.request_id.clone()),
+        client_id: Some(client_id.to_string()),
+        username: username.clone(),
+        grant_type: None,
+        peer: Some(ctx.peer.clone()),
+    };
+    let event = AuthenticationFailed {
+        method,
+        client_id,
+        username,
+        consecutive_failures: failure.consecutive,
+        locked_until: failure.locked_until,
+    };
+    app.writer.execute(Envelope { command: Command::RecordAuthFailure(event), meta }).await??;
+    Ok(())
 }
 
 /// Who is introspecting.
@@ -95,13 +152,17 @@ pub enum Caller {
 }
 
 /// The introspection caller: the super admin's credentials, or a registered client's.
-pub async fn introspection_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub async fn introspection_caller(
+    app: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+) -> Result<Caller, ApiError> {
     let presented =
         basic(headers)?.ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
     if is_super_admin(app, &presented) {
         return Ok(Caller::SuperAdmin);
     }
-    Ok(Caller::Client(authenticate(app, presented).await?.client_id.clone()))
+    Ok(Caller::Client(authenticate(app, ctx, presented).await?.client_id.clone()))
 }
 
 /// Only the super admin may manage clients.

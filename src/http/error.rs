@@ -27,6 +27,14 @@ pub enum ApiError {
     InvalidScope(Text),
     InvalidClientMetadata(Text),
     PayloadTooLarge,
+    /// Too many failed client authentications from this address: 401 with `Retry-After`.
+    ClientLockedOut {
+        retry_after_secs: u64,
+    },
+    /// Too many failed passwords for this user, client and address: 400 with `Retry-After`.
+    PasswordLockedOut {
+        retry_after_secs: u64,
+    },
     NotFound,
     /// The ledger cannot be written right now (disk full, read-only, locked): 503, retry later.
     Unavailable,
@@ -62,6 +70,16 @@ impl ApiError {
             Self::PayloadTooLarge => {
                 (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
             }
+            Self::ClientLockedOut { .. } => (
+                S::UNAUTHORIZED,
+                "invalid_client",
+                "too many failed attempts; retry after the Retry-After delay",
+            ),
+            Self::PasswordLockedOut { .. } => (
+                S::BAD_REQUEST,
+                "invalid_grant",
+                "too many failed attempts; retry after the Retry-After delay",
+            ),
             Self::NotFound => (S::NOT_FOUND, "not_found", "no such resource"),
             Self::Unavailable => (
                 S::SERVICE_UNAVAILABLE,
@@ -85,8 +103,15 @@ impl IntoResponse for ApiError {
             headers
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token-ledger\""));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let retry_after = match self {
+            Self::Unavailable => Some(1),
+            Self::ClientLockedOut { retry_after_secs } | Self::PasswordLockedOut { retry_after_secs } => {
+                Some(retry_after_secs)
+            }
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -3,14 +3,14 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::auth::{introspection_caller, Caller};
 use super::error::ApiError;
 use super::form::OAuthForm;
 use super::token::no_store;
-use super::AppState;
+use super::{AppState, RequestContext};
 use crate::domain::types::Digest;
 use crate::store::ledger::system_clock;
 use crate::store::memory::TokenInfo;
@@ -48,10 +48,11 @@ struct Introspection {
 
 pub async fn introspect(
     State(app): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
-    let caller = introspection_caller(&app, &headers).await?;
+    let caller = introspection_caller(&app, &ctx, &headers).await?;
     let token =
         form.get("token").ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
     let now = system_clock();

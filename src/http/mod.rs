@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::config::Settings;
+use crate::lockout::Lockouts;
 use crate::store::memory::MemoryView;
 use crate::store::readers::Readers;
 use crate::store::writer::Writer;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     /// The active-token view introspection reads, and the client cache.
     pub memory: Arc<MemoryView>,
+    pub lockouts: Arc<Lockouts>,
 }
 
 impl AppState {
@@ -55,6 +57,8 @@ impl AppState {
 pub struct RequestContext {
     pub request_id: String,
     pub peer: String,
+    /// The peer's address, for the brute-force back-off (unspecified when unknown).
+    pub peer_ip: std::net::IpAddr,
 }
 
 /// The service's routes.
@@ -79,12 +83,11 @@ pub fn router(state: AppState) -> Router {
 async fn context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string());
+    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+    let peer_ip = addr.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), peer });
+    req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), peer, peer_ip });
     let mut response = next.run(req).await;
     tracing::info!(
         request_id = %request_id,

@@ -24,7 +24,7 @@ pub async fn revoke(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     reject_sensitive_query(uri.query())?;
-    let client = authenticate(&app, client_credentials(&headers, &form)?).await?;
+    let client = authenticate(&app, &ctx, client_credentials(&headers, &form)?).await?;
     let token =
         form.get("token").ok_or_else(|| ApiError::invalid_request("the token parameter is missing"))?;
     // token_type_hint only orders a search; digests of both halves are distinct, so it is not needed.

@@ -6,13 +6,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::auth::{authenticate, client_credentials};
+use super::auth::{authenticate, client_credentials, record_failure, retry_after};
 use super::error::ApiError;
 use super::form::{reject_sensitive_query, OAuthForm};
 use super::{AppState, RequestContext};
 use crate::crypto;
+use crate::domain::events::AuthMethod;
 use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey, Username};
-use crate::store::ledger::{Command, Envelope, Granted, Reply};
+use crate::lockout::LockKey;
+use crate::store::ledger::{system_clock, Command, Envelope, Granted, Reply};
 use crate::store::log::RequestMeta;
 use crate::store::views;
 
@@ -43,7 +45,7 @@ pub async fn token(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     reject_sensitive_query(uri.query())?;
-    let client = authenticate(&app, client_credentials(&headers, &form)?).await?;
+    let client = authenticate(&app, &ctx, client_credentials(&headers, &form)?).await?;
     let grant_name = form
         .get("grant_type")
         .ok_or_else(|| ApiError::invalid_request("Missing grant_type parameter value"))?;
@@ -54,7 +56,7 @@ pub async fn token(
         ));
     }
     let (command, username) = match grant {
-        GrantType::Password => password_command(&app, &form, client.client_id.clone()).await?,
+        GrantType::Password => password_command(&app, &ctx, &form, client.client_id.clone()).await?,
         GrantType::ClientCredentials => {
             // openid has no meaning without a user (WSO2 drops it for client_credentials).
             let scopes = scopes(&form)?.without("openid");
@@ -96,6 +98,7 @@ fn scopes(form: &OAuthForm) -> Result<ScopeSet, ApiError> {
 /// command for the user's key.
 async fn password_command(
     app: &AppState,
+    ctx: &RequestContext,
     form: &OAuthForm,
     client: ClientId,
 ) -> Result<(Command, Option<String>), ApiError> {
@@ -103,17 +106,33 @@ async fn password_command(
     let failed = || ApiError::InvalidGrant(format!("Authentication failed for {username}").into());
     let name = Username::parse(username).map_err(|_| failed())?;
     let scopes = scopes(form)?;
+    let key = LockKey::Password {
+        client: client.to_string(),
+        username: name.canonical().to_owned(),
+        peer: ctx.peer_ip,
+    };
+    let now = system_clock();
+    if let Some(left) = app.lockouts.locked(&key, now) {
+        return Err(ApiError::PasswordLockedOut { retry_after_secs: retry_after(left) });
+    }
     let password = password.to_owned();
+    let lookup = name.clone();
     let user = app
         .readers
         .with(move |conn| {
-            let user = views::user(conn, &name)?;
+            let user = views::user(conn, &lookup)?;
             let hash = user.as_ref().map_or(crypto::decoy_password_hash(), |u| u.password_hash.as_str());
             let ok = crypto::verify_password(&password, hash);
             Ok(user.filter(|_| ok))
         })
-        .await?
-        .ok_or_else(failed)?;
+        .await?;
+    let Some(user) = user else {
+        let failure = app.lockouts.fail(key, now);
+        let shown = Some(name.as_str().to_owned());
+        record_failure(app, ctx, AuthMethod::Password, client, shown, failure).await?;
+        return Err(failed());
+    };
+    app.lockouts.succeed(&key);
     let display = user.username.as_str().to_owned();
     let key = TokenKey { client, subject: Subject::User(user.username), scopes };
     Ok((Command::Issue { key, grant_type: GrantType::Password }, Some(display)))

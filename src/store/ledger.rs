@@ -15,7 +15,8 @@ use super::views::{self, ClientRecord, Half};
 use super::StoreError;
 use crate::crypto::{self, Sealer};
 use crate::domain::events::{
-    ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded, UserPasswordChanged,
+    AuthMethod, AuthenticationFailed, ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded,
+    UserPasswordChanged,
 };
 use crate::domain::grant::{
     decide_issue, decide_refresh, decide_revoke, refreshed_scopes, revoke_all_of_client, Decision,
@@ -56,6 +57,8 @@ pub enum Command {
         username: Username,
         password_hash: String,
     },
+    /// Records a failed authentication (brute-force evidence for auditors).
+    RecordAuthFailure(AuthenticationFailed),
     /// Creates the user, or changes its password hash (the super admin at start-up).
     SetUserPassword {
         username: Username,
@@ -284,6 +287,13 @@ fn execute(
             }
             let event = Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash });
             (vec![Pending { stream: user_stream(&username), event }], Ok(Reply::Done))
+        }
+        Command::RecordAuthFailure(failure) => {
+            let stream = match (&failure.method, &failure.username) {
+                (AuthMethod::Password, Some(name)) => format!("user-{}", name.to_lowercase()),
+                _ => format!("client-{}", failure.client_id),
+            };
+            (vec![Pending { stream, event: Event::AuthenticationFailed(failure) }], Ok(Reply::Done))
         }
         Command::SetUserPassword { username, password_hash } => {
             let stream = user_stream(&username);

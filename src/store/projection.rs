@@ -90,7 +90,7 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
             }
             conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?.execute([id])?;
         }
-        Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) => {}
+        Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) | Event::AuthenticationFailed(_) => {}
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod extension;
 mod helpers;
 mod introspect;
 mod jwt;
+mod lockout;
 mod metadata;
 mod refresh;
 mod restart;

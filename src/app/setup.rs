@@ -6,7 +6,7 @@ use crate::crypto::{self, Sealer};
 use crate::domain::types::Username;
 use crate::store::ledger::{Command, Envelope, Ledger};
 use crate::store::log::RequestMeta;
-use crate::store::{open_writer, projection, views, StoreError};
+use crate::store::{log, open_writer, projection, views, StoreError};
 use crate::tls::TlsError;
 use crate::tokens::keys::KeyError;
 use crate::tokens::Generators;
@@ -26,6 +26,10 @@ pub enum StartError {
     Bind { addr: String, source: std::io::Error },
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{source}; the server refuses to start on a damaged log: diagnose it with `ledger-replay verify --db {db}`")]
+    DamagedLog { source: crate::store::log::BrokenChain, db: String },
+    #[error("cannot open the ledger {db}: {source}; if the file is damaged, diagnose it with `ledger-replay verify --db {db}`")]
+    Open { db: String, source: StoreError },
     #[error("another server is already serving {0} (its lock file is held)")]
     AlreadyServing(String),
     #[error(transparent)]
@@ -43,8 +47,15 @@ pub fn open_ledger(settings: &Settings, generators: Generators) -> Result<Ledger
     create_private_dir(&dir)
         .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
     let sealer = Sealer::load_or_create(&dir.join("token.key"))?;
-    let mut conn = open_writer(&settings.database.path)?;
-    let applied = projection::catch_up(&mut conn)?;
+    let db = settings.database.path.display().to_string();
+    let opened = |source| StartError::Open { db: db.clone(), source };
+    let mut conn = open_writer(&settings.database.path).map_err(opened)?;
+    // Nothing is appended to, or folded from, a log whose chain does not hold.
+    let checked = log::verify_since_anchor(&conn)
+        .map_err(opened)?
+        .map_err(|source| StartError::DamagedLog { source, db: db.clone() })?;
+    tracing::debug!(events = checked, "hash chain verified since the last start");
+    let applied = projection::catch_up(&mut conn).map_err(opened)?;
     if applied > 0 {
         tracing::info!(events = applied, "the views caught up with the log");
     }

@@ -206,3 +206,66 @@ pub fn read_after(
     }
     Ok(())
 }
+
+/// Where and why the hash chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the event log's hash chain is broken at position {position}: {reason}")]
+pub struct BrokenChain {
+    pub position: i64,
+    pub reason: String,
+}
+
+/// Verifies the chain from the start-up anchor to the end of the log and moves the anchor.
+/// Returns how many events were checked. The full audit is `ledger-replay verify`.
+pub fn verify_since_anchor(conn: &Connection) -> Result<Result<u64, BrokenChain>, StoreError> {
+    let (anchor, anchor_hash): (i64, Vec<u8>) =
+        conn.query_row("SELECT position, hash FROM chain_anchor WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let mut expected_prev = anchor_hash.clone();
+    if anchor > 0 {
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT hash FROM events WHERE position = ?1", [anchor], |r| r.get(0))
+            .optional()?;
+        match stored {
+            Some(h) if h == anchor_hash => {}
+            Some(_) => {
+                return Ok(Err(broken(anchor, "its hash differs from the one verified at the last start")))
+            }
+            None => return Ok(Err(broken(anchor, "the event verified at the last start is missing"))),
+        }
+    } else {
+        expected_prev = GENESIS.to_vec();
+    }
+    let mut checked = 0;
+    let mut position = anchor;
+    let mut failure = None;
+    read_after(conn, anchor, |e| {
+        if failure.is_some() {
+            return Ok(());
+        }
+        if e.position != position + 1 {
+            failure = Some(broken(position + 1, "the position is missing"));
+        } else if e.prev_hash != expected_prev {
+            failure = Some(broken(e.position, "prev_hash does not match the previous event's hash"));
+        } else if e.hash != chain_hash(&e.prev_hash, &e) {
+            failure = Some(broken(e.position, "the hash does not match the event's content"));
+        }
+        position = e.position;
+        expected_prev = e.hash;
+        checked += 1;
+        Ok(())
+    })?;
+    if let Some(f) = failure {
+        return Ok(Err(f));
+    }
+    conn.execute(
+        "UPDATE chain_anchor SET position = ?1, hash = ?2 WHERE id = 1",
+        params![position, expected_prev],
+    )?;
+    Ok(Ok(checked))
+}
+
+fn broken(position: i64, reason: &str) -> BrokenChain {
+    BrokenChain { position, reason: reason.to_owned() }
+}

@@ -8,6 +8,7 @@ use super::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../schema/0001_event_log.sql"),
     include_str!("../../schema/0002_token_generators.sql"),
+    include_str!("../../schema/0003_chain_anchor.sql"),
 ];
 
 /// The schema version this build writes.

@@ -56,6 +56,10 @@ impl Writer {
                     let _ = reply.send(result);
                 }
             }
+            // Every handle is gone: the server is stopping. Leave a self-contained database file.
+            if let Err(e) = ledger.connection().query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "the final WAL checkpoint failed");
+            }
         })?;
         Ok((Writer { jobs }, WriterThread(thread)))
     }

@@ -3,7 +3,9 @@
 
 mod cli;
 mod concurrency;
+mod damaged;
 mod dcr;
+mod disk;
 mod events;
 mod expiry;
 mod extension;

@@ -27,6 +27,8 @@ pub enum ApiError {
     InvalidScope(Text),
     InvalidClientMetadata(Text),
     PayloadTooLarge,
+    /// The body did not arrive within the body timeout: 408, and the connection is closed.
+    RequestTimeout,
     /// Too many failed client authentications from this address: 401 with `Retry-After`.
     ClientLockedOut {
         retry_after_secs: u64,
@@ -70,6 +72,9 @@ impl ApiError {
             Self::PayloadTooLarge => {
                 (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
             }
+            Self::RequestTimeout => {
+                (S::REQUEST_TIMEOUT, "invalid_request", "the request body did not arrive in time")
+            }
             Self::ClientLockedOut { .. } => (
                 S::UNAUTHORIZED,
                 "invalid_client",
@@ -110,6 +115,10 @@ impl IntoResponse for ApiError {
             }
             _ => None,
         };
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still trickle in: do not keep reading this connection.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -97,9 +97,16 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
     }
 }
 
-/// Reads a whole body up to `MAX_BODY`.
+/// How long a client may take to send a body once its headers arrived.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a whole body up to `MAX_BODY`, within `BODY_TIMEOUT`.
 pub async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY).await.map_err(|e| {
+    let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
+    let Ok(result) = tokio::time::timeout(BODY_TIMEOUT, read).await else {
+        return Err(ApiError::RequestTimeout);
+    };
+    result.map_err(|e| {
         let too_large =
             std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {

@@ -244,7 +244,7 @@ struct Context<'a> {
 }
 
 /// Events to commit and the reply to give.
-type Outcome2 = (Vec<Pending>, Result<Reply, Refusal>);
+type Answer = (Vec<Pending>, Result<Reply, Refusal>);
 
 fn execute(
     conn: &Connection,
@@ -323,7 +323,7 @@ fn issue(
     cx: &Context<'_>,
     key: TokenKey,
     grant_type: GrantType,
-) -> Result<Option<Outcome2>, StoreError> {
+) -> Result<Option<Answer>, StoreError> {
     let Some(client) = views::client(conn, &key.client)? else {
         return Ok(None);
     };
@@ -343,7 +343,7 @@ fn refresh(
     client_id: ClientId,
     refresh_digest: Digest,
     scopes: Option<ScopeSet>,
-) -> Result<Option<Outcome2>, StoreError> {
+) -> Result<Option<Answer>, StoreError> {
     let Some(client) = views::client(conn, &client_id)? else {
         return Ok(None);
     };
@@ -364,7 +364,7 @@ fn refresh(
 }
 
 /// The events to commit and the reply, with the token values the mint made or kept.
-fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Outcome2, StoreError> {
+fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
     let reply = match &d.outcome {
         Ok(outcome) => Ok(mint.granted(outcome)?.map_or(Reply::Done, Reply::Granted)),
         Err(e) => Err(Refusal::Domain(e.clone())),
@@ -376,7 +376,7 @@ fn user_stream(username: &Username) -> String {
     format!("user-{}", username.canonical())
 }
 
-fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type: Option<String>) -> Outcome2 {
+fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type: Option<String>) -> Answer {
     let client_id = ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
     let client_secret = crypto::new_secret();
     let event = Event::ClientRegistered(ClientRegistered {

@@ -1,8 +1,10 @@
 //! Integration tests: each test starts the real `token-ledger` binary on its own temporary folder
 //! and speaks HTTP to it. The tests are the specification of the service's observable behaviour.
 
+mod abuse;
 mod cli;
 mod concurrency;
+mod crash;
 mod damaged;
 mod dcr;
 mod disk;

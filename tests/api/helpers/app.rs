@@ -58,8 +58,13 @@ impl TestApp {
 
     /// SIGKILL (a crash), then a fresh process on the same folder.
     pub async fn kill_and_restart(&mut self) {
-        self.child.kill().await.expect("SIGKILL the server");
+        self.kill().await;
         self.restart().await;
+    }
+
+    /// SIGKILL (a crash), returning once the process is gone; `restart` brings it back.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("SIGKILL the server");
     }
 
     /// Starts a fresh process on the same folder; the previous one must have exited.

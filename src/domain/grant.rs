@@ -341,7 +341,8 @@ pub fn decide_refresh(
     let fresh = mint.mint(&draft)?;
     let mut events = vec![revoke(source, RevokeReason::Refresh)];
     if let Some(target) = target.filter(|t| t.stream != source.stream) {
-        events.push(revoke(target, RevokeReason::Refresh));
+        // Replaced on its own key, not rotated: its refresh token is simply dead, not a replay.
+        events.push(revoke(target, RevokeReason::Renewal));
     }
     let refresh = match (policy.renew_refresh_token, policy.extend_refresh_token_expiry_on_renewal) {
         (true, true) => fresh_refresh(&fresh, now, policy.refresh_token_ms),

@@ -1,8 +1,280 @@
-//! `ledger-replay`: the audit CLI. Its commands are built in their own issue; until then it
-//! says so and exits non-zero rather than pretending to have checked anything.
+//! `ledger-replay`: the audit CLI of token-ledger. Parses arguments, runs one command of the
+//! `ledger_replay` library and prints its report (text, or JSON with `--json`).
+//!
+//! Exit status: 0 when the answer is good news (intact, no drift), 1 when it is a finding
+//! (a broken log, drifted views), 2 when the command could not run (one line on stderr).
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("ledger-replay: no commands are implemented yet (see the audit replay CLI issue)");
-    std::process::exit(2);
+use std::fmt::Display;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ledger_replay::audit::{self, Subject, Window};
+use ledger_replay::export;
+use ledger_replay::progress::Progress;
+use ledger_replay::rebuild::{self, Options};
+use ledger_replay::replay::{self, Moment};
+use ledger_replay::source::{Location, Source};
+use ledger_replay::{stats, time, verify, ReplayError};
+use serde::Serialize;
+use token_ledger::config::Settings;
+use token_ledger::domain::types::Digest;
+
+#[derive(Parser)]
+#[command(
+    name = "ledger-replay",
+    version,
+    about = "Questions the token-ledger event log: verify, export, audit, replay, rebuild, stats"
+)]
+struct Cli {
+    /// Machine-readable output: one JSON document on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// A database, named directly or through the server's configuration.
+#[derive(Args, Clone)]
+#[group(multiple = false)]
+struct DatabaseArgs {
+    /// The SQLite database of the ledger.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The server's deployment.toml, whose [database] path is used (default: ./deployment.toml).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+/// A database, or a JSON Lines export in its place.
+#[derive(Args, Clone)]
+#[group(multiple = false)]
+struct SourceArgs {
+    /// The SQLite database of the ledger.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// The server's deployment.toml, whose [database] path is used (default: ./deployment.toml).
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// A log written by `ledger-replay export`, in place of a database.
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the hash chain, positions, stream versions, decoding and consistency of every event.
+    Verify(SourceArgs),
+    /// Write the log as JSON Lines, hash chain included.
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Only the events after this position.
+        #[arg(long, value_name = "POSITION", default_value_t = 0)]
+        since: i64,
+        /// Write to this file (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// The timeline of a token, a client or a user, and each token's fate.
+    Audit {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        target: AuditTarget,
+        /// List events recorded at or after this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Stop at this time (RFC 3339); fates are told as they stood then.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+    },
+    /// The active-token view as it stood at an instant or a position.
+    Replay {
+        #[command(flatten)]
+        source: SourceArgs,
+        /// The instant (RFC 3339); default: the whole log, judged now.
+        #[arg(long, value_name = "TIME", conflicts_with = "position")]
+        at: Option<String>,
+        /// The position of the last event to include.
+        #[arg(long, value_name = "N")]
+        position: Option<i64>,
+    },
+    /// Rebuild the views from the log (offline), or with --check only compare.
+    Rebuild {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Compare and report every difference; change nothing (exit 1 on drift).
+        #[arg(long)]
+        check: bool,
+        /// Swap the views even though a server holds the database's lock (the server keeps the
+        /// view it loaded at start-up in memory: restart it afterwards).
+        #[arg(long)]
+        force_while_serving: bool,
+    },
+    /// Events by type and day, active tokens by client, size on disk.
+    Stats(SourceArgs),
+}
+
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+struct AuditTarget {
+    /// A token value (access or refresh); `-` reads it from stdin. Only its SHA-256 is used.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// A token's SHA-256 digest, in hex, as the log and the other reports show it.
+    #[arg(long, value_name = "HEX")]
+    digest: Option<String>,
+    /// A client id.
+    #[arg(long, value_name = "ID")]
+    client: Option<String>,
+    /// A username (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command, cli.json) {
+        Ok(code) => code,
+        // `ledger-replay export | head`: the reader has what it wanted.
+        Err(ReplayError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ledger-replay: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
+    match command {
+        Command::Verify(source) => {
+            let verdict = verify::verify(&Source::open(&source.location()?)?)?;
+            print(&verdict, json)?;
+            Ok(exit(verdict.intact))
+        }
+        Command::Export { database, since, out } => export(&database, since, out.as_deref(), json),
+        Command::Audit { source, target, from, to } => {
+            let window = Window {
+                from: from.as_deref().map(time::parse).transpose()?,
+                to: to.as_deref().map(time::parse).transpose()?,
+            };
+            let subject = target.subject()?;
+            let source = Source::open(&source.location()?)?;
+            print(&audit::audit(&source, &subject, window)?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { source, at, position } => {
+            let moment = match (at, position) {
+                (Some(at), _) => Moment::At(time::parse(&at)?),
+                (None, Some(n)) => Moment::Position(n),
+                (None, None) => Moment::Now,
+            };
+            let source = Source::open(&source.location()?)?;
+            print(&replay::replay(&source, moment)?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { database, check, force_while_serving } => {
+            let options = Options { check_only: check, force_while_serving };
+            let mut progress = Progress::on_stderr("rebuild", 0);
+            let report = rebuild::rebuild(&database.path()?, options, &mut progress)?;
+            print(&report, json)?;
+            Ok(exit(!(check && report.drift)))
+        }
+        Command::Stats(source) => {
+            print(&stats::stats(&Source::open(&source.location()?)?)?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Exports to a file (atomically, with a summary) or streams the log to stdout.
+fn export(
+    database: &DatabaseArgs,
+    since: i64,
+    out: Option<&Path>,
+    json: bool,
+) -> Result<ExitCode, ReplayError> {
+    let source = Source::open(&Location::Database(database.path()?))?;
+    match out {
+        Some(file) => print(&export::export_to_file(&source, since, file)?, json)?,
+        None => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            export::export(&source, since, &mut stdout)?;
+            stdout.flush().map_err(stdout_error)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit(good: bool) -> ExitCode {
+    if good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+impl DatabaseArgs {
+    fn path(&self) -> Result<PathBuf, ReplayError> {
+        database_path(&self.db, &self.config)
+    }
+}
+
+impl SourceArgs {
+    fn location(&self) -> Result<Location, ReplayError> {
+        match &self.log {
+            Some(log) => Ok(Location::Log(log.clone())),
+            None => Ok(Location::Database(database_path(&self.db, &self.config)?)),
+        }
+    }
+}
+
+fn database_path(db: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathBuf, ReplayError> {
+    if let Some(db) = db {
+        return Ok(db.clone());
+    }
+    let config = config.clone().unwrap_or_else(|| PathBuf::from("deployment.toml"));
+    Ok(Settings::load(&config)?.database.path)
+}
+
+impl AuditTarget {
+    fn subject(&self) -> Result<Subject, ReplayError> {
+        if let Some(token) = &self.token {
+            let value = if token == "-" { read_token()? } else { token.clone() };
+            return Ok(Subject::Token(Digest::of(value.as_bytes())));
+        }
+        if let Some(hex) = &self.digest {
+            let digest = Digest::parse_hex(hex.trim()).map_err(|_| ReplayError::BadDigest(hex.clone()))?;
+            return Ok(Subject::Token(digest));
+        }
+        if let Some(client) = &self.client {
+            return Ok(Subject::Client(client.clone()));
+        }
+        Ok(Subject::User(self.user.clone().unwrap_or_default()))
+    }
+}
+
+/// The first line of stdin, so a token need not appear in the process list or shell history.
+fn read_token() -> Result<String, ReplayError> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(ReplayError::Stdin)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn print(report: &(impl Serialize + Display), json: bool) -> Result<(), ReplayError> {
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        let text = serde_json::to_string_pretty(report).expect("reports serialise to JSON");
+        writeln!(out, "{text}")
+    } else {
+        write!(out, "{report}")
+    };
+    written.and_then(|()| out.flush()).map_err(stdout_error)
+}
+
+fn stdout_error(source: std::io::Error) -> ReplayError {
+    ReplayError::Output(source)
 }

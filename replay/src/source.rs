@@ -1,0 +1,147 @@
+//! Where events come from: the database (read-only, through the library's `read_after`) or a JSON
+//! Lines export. Both yield the same `StoredEvent`s in position order, so every command treats
+//! an exported log exactly like the database it came from.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use token_ledger::store::log::{read_after, StoredEvent};
+use token_ledger::store::{open_reader, StoreError};
+
+use crate::export::ExportedEvent;
+use crate::ReplayError;
+
+/// Where a command reads the log from.
+#[derive(Debug, Clone)]
+pub enum Location {
+    Database(PathBuf),
+    Log(PathBuf),
+}
+
+/// An opened source of events.
+pub enum Source {
+    Database { path: PathBuf, conn: Connection },
+    Log { path: PathBuf },
+}
+
+/// Whether to go on reading after an event.
+pub type Flow = ControlFlow<()>;
+
+impl Source {
+    /// Opens a database read-only (it must exist: nothing is created) or checks that a log file
+    /// can be read.
+    pub fn open(location: &Location) -> Result<Self, ReplayError> {
+        match location {
+            Location::Database(path) => Ok(Self::Database { conn: open_existing(path)?, path: path.clone() }),
+            Location::Log(path) => {
+                File::open(path).map_err(|source| ReplayError::Read { path: path.clone(), source })?;
+                Ok(Self::Log { path: path.clone() })
+            }
+        }
+    }
+
+    /// The database connection, when the source is one.
+    pub fn database(&self) -> Option<&Connection> {
+        match self {
+            Self::Database { conn, .. } => Some(conn),
+            Self::Log { .. } => None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Database { path, .. } | Self::Log { path } => path,
+        }
+    }
+
+    /// Calls `each` for every event, in the order the source holds them (position order for a
+    /// database, line order for a log), until it says stop. Nothing is skipped: a log line with
+    /// a position out of place reaches `each`, which is how `verify` finds it.
+    pub fn walk(
+        &self,
+        each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
+    ) -> Result<(), ReplayError> {
+        self.walk_after(None, each)
+    }
+
+    /// Like [`Source::walk`], only the events after position `after` when it is given.
+    pub fn walk_after(
+        &self,
+        after: Option<i64>,
+        mut each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
+    ) -> Result<(), ReplayError> {
+        match self {
+            // `position > i64::MIN` is every row but one at i64::MIN itself, which
+            // `has_position_min` lets `verify` report.
+            Self::Database { conn, .. } => walk_database(conn, after.unwrap_or(i64::MIN), each),
+            Self::Log { path } => {
+                let file =
+                    File::open(path).map_err(|source| ReplayError::Read { path: path.clone(), source })?;
+                for (index, line) in BufReader::new(file).lines().enumerate() {
+                    let line = line.map_err(|source| ReplayError::Read { path: path.clone(), source })?;
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let event = parse_line(path, index as u64 + 1, &line)?;
+                    if after.is_none_or(|after| event.position > after) && each(event)?.is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether a database holds a row at position i64::MIN, the one row no `position > N`
+    /// query returns.
+    pub fn has_position_min(&self) -> Result<bool, ReplayError> {
+        let Some(conn) = self.database() else {
+            return Ok(false);
+        };
+        let found =
+            conn.query_row("SELECT EXISTS(SELECT 1 FROM events WHERE position = ?1)", [i64::MIN], |r| {
+                r.get(0)
+            })?;
+        Ok(found)
+    }
+}
+
+/// Opens an existing database read-only.
+pub fn open_existing(path: &Path) -> Result<Connection, ReplayError> {
+    if !path.is_file() {
+        return Err(ReplayError::NoDatabase(path.to_owned()));
+    }
+    Ok(open_reader(path)?)
+}
+
+fn parse_line(path: &Path, line: u64, text: &str) -> Result<StoredEvent, ReplayError> {
+    let bad = |reason: String| ReplayError::BadLine { path: path.to_owned(), line, reason };
+    let exported: ExportedEvent = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    exported.into_stored().map_err(bad)
+}
+
+/// Calls `each` for the events of a database after `after`, in position order, through the
+/// library's `read_after`. That stops only on an error, so a caller's stop or failure travels as
+/// one and is told apart from a real storage failure afterwards.
+pub fn walk_database(
+    conn: &Connection,
+    after: i64,
+    mut each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
+) -> Result<(), ReplayError> {
+    let mut outcome: Result<Flow, ReplayError> = Ok(Flow::Continue(()));
+    let read = read_after(conn, after, |event| {
+        outcome = each(event);
+        match &outcome {
+            Ok(Flow::Continue(())) => Ok(()),
+            _ => Err(StoreError::BatchFailed("stopped by the reader".into())),
+        }
+    });
+    match (read, outcome) {
+        (_, Err(e)) => Err(e),
+        (Err(_), Ok(Flow::Break(()))) | (Ok(()), Ok(_)) => Ok(()),
+        (Err(e), Ok(Flow::Continue(()))) => Err(e.into()),
+    }
+}

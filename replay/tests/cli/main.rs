@@ -1,0 +1,14 @@
+//! The specification of `ledger-replay`, through the real binary, on databases the real
+//! `token-ledger` server wrote (one scripted history shared by the read-only tests, copied by
+//! the tests that damage it), and on the recorded logs under `replay/fixtures/`.
+
+mod audit;
+mod errors;
+mod export;
+mod fixtures;
+mod helpers;
+mod rebuild;
+mod record;
+mod replay_at;
+mod stats;
+mod verify;

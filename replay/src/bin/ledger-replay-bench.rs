@@ -1,9 +1,9 @@
-//! `ledger-bench`: how fast the audit CLI folds a large log, and how much memory it needs.
+//! `ledger-replay-bench`: how fast the audit CLI folds a large log, and how much memory it needs.
 //! Run it on a log made by `ledger-gen`, in a release build:
 //!
 //! ```sh
 //! cargo run --release -p ledger-replay --bin ledger-gen -- --events 1000000 --db /tmp/big/ledger.db
-//! cargo run --release -p ledger-replay --bin ledger-bench -- --db /tmp/big/ledger.db
+//! cargo run --release -p ledger-replay --bin ledger-replay-bench -- --db /tmp/big/ledger.db
 //! ```
 //!
 //! Phases, each timed on its own with the peak resident memory reset before it (Linux
@@ -31,7 +31,7 @@ use ledger_replay::ReplayError;
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "ledger-bench", about = "Rebuild and replay throughput with peak memory")]
+#[command(name = "ledger-replay-bench", about = "Rebuild and replay throughput with peak memory")]
 struct Args {
     /// A database written by ledger-gen (no server may be running on it).
     #[arg(long, value_name = "PATH")]
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ledger-bench: {e}");
+            eprintln!("ledger-replay-bench: {e}");
             ExitCode::from(2)
         }
     }

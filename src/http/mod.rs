@@ -79,7 +79,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Gives each request an id (echoed as `X-Request-Id`) and its peer, and logs one line per
-/// request: method, path, status, time. Never headers or bodies: they carry secrets.
+/// request (method, path, status, time) at debug level, or warn for server errors. Never
+/// headers or bodies: they carry secrets.
 async fn context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -89,14 +90,15 @@ async fn context(mut req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), peer, peer_ip });
     let mut response = next.run(req).await;
-    tracing::info!(
-        request_id = %request_id,
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    // One line per request costs about as much as an introspection itself: server errors are
+    // always logged, the rest at debug level (RUST_LOG=token_ledger=debug for an access log).
+    if response.status().is_server_error() {
+        tracing::warn!(request_id = %request_id, %method, path = %path, status, micros, "request");
+    } else {
+        tracing::debug!(request_id = %request_id, %method, path = %path, status, micros, "request");
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use uuid::Uuid;
 
 use super::log::{append, RequestMeta, Tail};
@@ -148,9 +148,14 @@ impl Ledger {
             let shown = e.to_string();
             (0..count).map(|_| Err(StoreError::BatchFailed(shown.clone()))).collect()
         };
-        let mut tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => return fail_all(e.into()),
+        };
+        // Loaded once inside the write lock: nobody else can append until the commit.
+        let mut tail = match Tail::load(&tx) {
+            Ok(tail) => tail,
+            Err(e) => return fail_all(e),
         };
         let mut results = Vec::with_capacity(count);
         let mut changes = Vec::new();
@@ -159,9 +164,17 @@ impl Ledger {
             let cx =
                 Context { sealer: &self.sealer, policy: &self.policy, generators: &self.generators, now };
             let mut own = Vec::new();
-            let result = run_in_savepoint(&mut tx, |sp| execute(sp, &cx, envelope, &mut own));
+            let before = tail.clone();
+            let result = match in_savepoint(&tx, |conn| execute(conn, &cx, envelope, &mut tail, &mut own)) {
+                Ok(result) => result,
+                // The savepoint itself failed: the transaction's state is unknown, so nothing of
+                // this batch may be committed. Dropping `tx` rolls it all back.
+                Err(e) => return fail_all(e),
+            };
             if result.is_ok() {
                 changes.append(&mut own);
+            } else {
+                tail = before;
             }
             results.push(result);
         }
@@ -188,14 +201,20 @@ impl Ledger {
     }
 }
 
-fn run_in_savepoint(tx: &mut Transaction<'_>, f: impl FnOnce(&Connection) -> CommandResult) -> CommandResult {
-    let sp = tx.savepoint()?;
-    let result = f(&sp);
-    if result.is_ok() {
-        sp.commit()?;
+/// Runs one command under a savepoint (cached statements: they are parsed once). A refused or
+/// failed command is rolled back to it, so it leaves nothing behind; the outer `Err` means the
+/// savepoint could not be released or rolled back.
+fn in_savepoint(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> CommandResult,
+) -> Result<CommandResult, StoreError> {
+    conn.prepare_cached("SAVEPOINT command")?.execute([])?;
+    let result = f(conn);
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO command")?.execute([])?;
     }
-    // Dropping an uncommitted savepoint rolls it back: a failed command leaves nothing behind.
-    result
+    conn.prepare_cached("RELEASE command")?.execute([])?;
+    Ok(result)
 }
 
 fn commit_events(
@@ -203,13 +222,13 @@ fn commit_events(
     pending: Vec<Pending>,
     meta: &RequestMeta,
     now: Millis,
+    tail: &mut Tail,
     changes: &mut Vec<Change>,
 ) -> Result<(), StoreError> {
     if pending.is_empty() {
         return Ok(());
     }
-    let mut tail = Tail::load(conn)?;
-    for (stored, event) in append(conn, &mut tail, pending, meta, now)? {
+    for (stored, event) in append(conn, tail, pending, meta, now)? {
         changes.extend(memory_change(conn, &event)?);
         apply(conn, &stored, &event)?;
     }
@@ -250,6 +269,7 @@ fn execute(
     conn: &Connection,
     cx: &Context<'_>,
     envelope: Envelope,
+    tail: &mut Tail,
     changes: &mut Vec<Change>,
 ) -> CommandResult {
     let Envelope { command, meta } = envelope;
@@ -307,7 +327,7 @@ fn execute(
             (vec![Pending { stream, event }], Ok(Reply::Done))
         }
     };
-    commit_events(conn, events, &meta, cx.now, changes)?;
+    commit_events(conn, events, &meta, cx.now, tail, changes)?;
     Ok(reply)
 }
 

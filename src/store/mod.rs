@@ -81,6 +81,9 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each command runs under a savepoint, which needs a statement journal: keep it in memory
+    // rather than in a temporary file written on every commit.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrate::migrate(&conn)?;
     Ok(conn)
 }

@@ -37,6 +37,9 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
+        // The server closes connections idle for 10 s (its header read timeout); a pooled
+        // connection must be dropped before that, or a request may go out on a closing one.
+        .pool_idle_timeout(Duration::from_secs(5))
         .danger_accept_invalid_certs(true)
         .tls_info(true)
         .build()

@@ -88,6 +88,7 @@ impl Application {
             keys,
             memory,
             lockouts: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
         };
         Ok(Self { listener, local, tls, state, writer_thread, _lock: lock })
     }
@@ -137,6 +138,12 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// One argon2id verification per core at a time: more only queue for the same cores while
+/// holding 19 MiB each.
+fn password_check_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// How long a client may take to send a request's headers (slow-header attacks); also how long

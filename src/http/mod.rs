@@ -43,6 +43,9 @@ pub struct AppState {
     /// The active-token view introspection reads, and the client cache.
     pub memory: Arc<MemoryView>,
     pub lockouts: Arc<Lockouts>,
+    /// Bounds concurrent argon2id verifications (19 MiB each): without it, a burst of password
+    /// requests costs gigabytes of memory.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {

@@ -117,6 +117,8 @@ async fn password_command(
     }
     let password = password.to_owned();
     let lookup = name.clone();
+    // Closed only at shutdown; then the request fails as the server is going away.
+    let _permit = app.password_checks.acquire().await.map_err(|_| ApiError::Unavailable)?;
     let user = app
         .readers
         .with(move |conn| {

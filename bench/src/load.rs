@@ -1,0 +1,404 @@
+//! The load generator: N HTTP/1.1 keep-alive connections on one thread (hyper's low-level
+//! `client::conn::http1` on a current-thread tokio runtime), each sending its next request when
+//! the previous answer is in (closed loop). Only requests started inside the measured window
+//! count; a warm-up before it fills caches and pools. The window's edges also sample the
+//! server's CPU time, this process's CPU time, the log position and any attached probes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use axum::http::{HeaderValue, Method, Request, StatusCode};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::procfs;
+use crate::BenchError;
+
+/// Most reconnections one connection makes after transport errors before it gives up.
+const MAX_RECONNECTS: u32 = 20;
+/// Longest latency the histograms hold, in microseconds.
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+/// What a request is, for the breakdown of `mixed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Bare,
+    Token,
+    Introspect,
+    Revoke,
+    /// Requests that prepare a connection's state; never counted in the figures.
+    Setup,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::Token => "token",
+            Self::Introspect => "introspect",
+            Self::Revoke => "revoke",
+            Self::Setup => "setup",
+        }
+    }
+}
+
+/// One request to send.
+pub struct Planned {
+    pub kind: Kind,
+    pub path: &'static str,
+    pub auth: HeaderValue,
+    /// A form body (`application/x-www-form-urlencoded`).
+    pub body: Bytes,
+}
+
+/// Whether an answer is the one the scenario expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Ok,
+    /// A 2xx answer with the wrong content (e.g. `{"active":false}` for a live token).
+    Unexpected(&'static str),
+}
+
+/// One connection's sequence of requests.
+pub trait Conn: Send + 'static {
+    /// The next request; `None` when this connection has no more work (e.g. tokens to revoke).
+    fn next(&mut self) -> Option<Planned>;
+    /// Sees every answer (also non-2xx ones), to check it and to carry state forward.
+    fn answered(&mut self, kind: Kind, status: StatusCode, body: &[u8]) -> Check;
+}
+
+/// How long to drive and how hard.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub request_timeout: Duration,
+}
+
+/// Figures of one kind of request inside the window.
+pub struct KindStats {
+    pub latency_us: Histogram<u64>,
+    pub ok: u64,
+    /// Non-2xx answers by status.
+    pub statuses: BTreeMap<u16, u64>,
+    pub unexpected: BTreeMap<&'static str, u64>,
+}
+
+impl KindStats {
+    fn new() -> Self {
+        Self {
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds"),
+            ok: 0,
+            statuses: BTreeMap::new(),
+            unexpected: BTreeMap::new(),
+        }
+    }
+
+    fn merge(&mut self, other: &KindStats) {
+        self.latency_us.add(&other.latency_us).expect("histograms of the same bounds");
+        self.ok += other.ok;
+        for (s, n) in &other.statuses {
+            *self.statuses.entry(*s).or_default() += n;
+        }
+        for (s, n) in &other.unexpected {
+            *self.unexpected.entry(s).or_default() += n;
+        }
+    }
+
+    /// Every answer counted, whatever its status.
+    pub fn answered(&self) -> u64 {
+        self.latency_us.len()
+    }
+}
+
+/// Samples taken at the edges of the window.
+#[derive(Debug, Clone, Default)]
+pub struct Edge {
+    pub server_cpu: Option<f64>,
+    pub own_cpu: Option<f64>,
+    pub machine_busy: Option<f64>,
+    pub position: Option<i64>,
+    /// The server's bytes written (syscalls, storage).
+    pub written: Option<(u64, u64)>,
+    /// The server's threads: id, name, CPU seconds.
+    pub threads: Vec<(u32, String, f64)>,
+}
+
+/// Something attached to the server for exactly the measured window (e.g. `perf stat`).
+pub trait Probe: Send {
+    fn start(&mut self, pid: u32);
+    /// Stops and returns what it measured, for the report.
+    fn stop(&mut self) -> Option<String>;
+}
+
+/// Everything a run measured.
+pub struct Outcome {
+    pub kinds: BTreeMap<Kind, KindStats>,
+    pub window: Duration,
+    pub transport_errors: u64,
+    pub timeouts: u64,
+    pub exhausted: usize,
+    pub start: Edge,
+    pub end: Edge,
+    pub probes: Vec<String>,
+}
+
+impl Outcome {
+    /// All counted kinds together.
+    pub fn total(&self) -> KindStats {
+        let mut all = KindStats::new();
+        for (kind, s) in &self.kinds {
+            if *kind != Kind::Setup {
+                all.merge(s);
+            }
+        }
+        all
+    }
+
+    fn delta(&self, f: impl Fn(&Edge) -> Option<f64>) -> Option<f64> {
+        Some(f(&self.end)? - f(&self.start)?)
+    }
+
+    pub fn server_cpu(&self) -> Option<f64> {
+        self.delta(|e| e.server_cpu)
+    }
+
+    pub fn own_cpu(&self) -> Option<f64> {
+        self.delta(|e| e.own_cpu)
+    }
+
+    /// CPU seconds that neither the server nor the generator used: the machine's noise.
+    pub fn others_cpu(&self) -> Option<f64> {
+        let machine = self.delta(|e| e.machine_busy)?;
+        Some((machine - self.server_cpu()? - self.own_cpu()?).max(0.0))
+    }
+
+    /// The server's CPU seconds in the window by thread name (threads that ended in the window
+    /// are missing; the process total still counts them).
+    pub fn threads_cpu(&self) -> BTreeMap<String, (usize, f64)> {
+        let mut by_name: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        for (tid, name, end) in &self.end.threads {
+            let start = self.start.threads.iter().find(|(t, _, _)| t == tid).map_or(0.0, |(_, _, s)| *s);
+            let entry = by_name.entry(name.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += end - start;
+        }
+        by_name
+    }
+
+    /// Bytes the server wrote in the window: through syscalls, and to storage.
+    pub fn written(&self) -> Option<(f64, f64)> {
+        let (a, b) = (self.start.written?, self.end.written?);
+        Some((b.0.saturating_sub(a.0) as f64, b.1.saturating_sub(a.1) as f64))
+    }
+
+    pub fn events(&self) -> Option<f64> {
+        self.delta(|e| e.position.map(|p| p as f64))
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Clock {
+    record_from: Instant,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+/// Drives `conns` against `addr` on a current-thread runtime and measures the window.
+pub fn run(
+    addr: SocketAddr,
+    server_pid: u32,
+    plan: Plan,
+    conns: Vec<Box<dyn Conn>>,
+    mut probes: Vec<Box<dyn Probe>>,
+) -> Result<Outcome, BenchError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| BenchError::io("cannot start the load generator", source))?;
+    runtime.block_on(async move {
+        let mut health = connect(addr).await?;
+        let began = Instant::now();
+        let clock = Clock {
+            record_from: began + plan.warmup,
+            deadline: began + plan.warmup + plan.measure,
+            timeout: plan.request_timeout,
+        };
+        let host = HeaderValue::from_str(&addr.to_string()).expect("an address is a header");
+        let tasks: Vec<_> =
+            conns.into_iter().map(|c| tokio::spawn(drive(addr, host.clone(), c, clock))).collect();
+        tokio::time::sleep_until(clock.record_from.into()).await;
+        let start = edge(&mut health, server_pid).await;
+        probes.iter_mut().for_each(|p| p.start(server_pid));
+        tokio::time::sleep_until(clock.deadline.into()).await;
+        let end = edge(&mut health, server_pid).await;
+        let probes = probes.iter_mut().filter_map(|p| p.stop()).collect();
+        let mut outcome = Outcome {
+            kinds: BTreeMap::new(),
+            window: clock.deadline - clock.record_from,
+            transport_errors: 0,
+            timeouts: 0,
+            exhausted: 0,
+            start,
+            end,
+            probes,
+        };
+        for task in tasks {
+            let r = task.await.map_err(|_| BenchError::Unexpected("a connection panicked"))?;
+            for (kind, s) in &r.kinds {
+                outcome.kinds.entry(*kind).or_insert_with(KindStats::new).merge(s);
+            }
+            outcome.transport_errors += r.transport_errors;
+            outcome.timeouts += r.timeouts;
+            outcome.exhausted += usize::from(r.exhausted);
+        }
+        Ok(outcome)
+    })
+}
+
+async fn edge(health: &mut SendRequest<Empty<Bytes>>, pid: u32) -> Edge {
+    Edge {
+        position: position(health).await,
+        server_cpu: procfs::cpu_seconds(pid),
+        own_cpu: procfs::own_cpu_seconds(),
+        machine_busy: procfs::machine_busy_seconds(),
+        threads: procfs::threads_cpu(pid),
+        written: procfs::written_bytes(pid),
+    }
+}
+
+/// The views' checkpoint from `GET /health` (the last event's position); `None` for a server
+/// without it (the bare axum one).
+async fn position(health: &mut SendRequest<Empty<Bytes>>) -> Option<i64> {
+    health.ready().await.ok()?;
+    let req = Request::get("/health").header(HOST, "127.0.0.1").body(Empty::new()).ok()?;
+    let resp = health.send_request(req).await.ok()?;
+    let ok = resp.status().is_success();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    if !ok {
+        return None;
+    }
+    let text = std::str::from_utf8(&body).ok()?;
+    let at = text.find("\"position\":")? + "\"position\":".len();
+    let digits: String = text[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>, BenchError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await.map_err(|source| BenchError::io("cannot connect", source))?;
+    stream.set_nodelay(true).map_err(|source| BenchError::io("cannot set TCP_NODELAY", source))?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.map_err(BenchError::Http)?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+#[derive(Default)]
+struct ConnResult {
+    kinds: BTreeMap<Kind, KindStats>,
+    transport_errors: u64,
+    timeouts: u64,
+    exhausted: bool,
+}
+
+enum Sent {
+    Answered(StatusCode, Bytes),
+    Failed,
+    TimedOut,
+}
+
+async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clock: Clock) -> ConnResult {
+    let mut result = ConnResult::default();
+    let mut reconnects = 0;
+    'connection: while Instant::now() < clock.deadline && reconnects <= MAX_RECONNECTS {
+        let mut sender = match connect::<Full<Bytes>>(addr).await {
+            Ok(s) => s,
+            Err(_) => {
+                result.transport_errors += 1;
+                reconnects += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        loop {
+            let started = Instant::now();
+            if started >= clock.deadline {
+                break 'connection;
+            }
+            let Some(planned) = conn.next() else {
+                result.exhausted = true;
+                break 'connection;
+            };
+            let kind = planned.kind;
+            let sent = send(&mut sender, &host, planned, clock.timeout).await;
+            let latency = started.elapsed().as_micros() as u64;
+            let counted = started >= clock.record_from;
+            let (status, body) = match sent {
+                Sent::Answered(status, body) => (status, body),
+                Sent::Failed | Sent::TimedOut => {
+                    if counted {
+                        match sent {
+                            Sent::TimedOut => result.timeouts += 1,
+                            _ => result.transport_errors += 1,
+                        }
+                    }
+                    reconnects += 1;
+                    continue 'connection;
+                }
+            };
+            let check = conn.answered(kind, status, &body);
+            if counted {
+                let stats = result.kinds.entry(kind).or_insert_with(KindStats::new);
+                let _ = stats.latency_us.record(latency.clamp(1, MAX_LATENCY_US));
+                if !status.is_success() {
+                    *stats.statuses.entry(status.as_u16()).or_default() += 1;
+                } else if let Check::Unexpected(what) = check {
+                    *stats.unexpected.entry(what).or_default() += 1;
+                } else {
+                    stats.ok += 1;
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    host: &HeaderValue,
+    planned: Planned,
+    timeout: Duration,
+) -> Sent {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(planned.path)
+        .header(HOST, host)
+        .header(AUTHORIZATION, planned.auth)
+        .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
+        .body(Full::new(planned.body))
+        .expect("a valid request");
+    let exchange = async {
+        sender.ready().await?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok::<_, hyper::Error>((status, body))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok((status, body))) => Sent::Answered(status, body),
+        Ok(Err(_)) => Sent::Failed,
+        Err(_) => Sent::TimedOut,
+    }
+}

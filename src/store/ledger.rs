@@ -157,6 +157,7 @@ impl Ledger {
             Ok(tail) => tail,
             Err(e) => return fail_all(e),
         };
+        let start = tail.position;
         let mut results = Vec::with_capacity(count);
         let mut changes = Vec::new();
         for envelope in batch {
@@ -177,6 +178,11 @@ impl Ledger {
                 tail = before;
             }
             results.push(result);
+        }
+        if tail.position > start {
+            if let Err(e) = set_checkpoint(&tx, tail.position) {
+                return fail_all(e);
+            }
         }
         match tx.commit() {
             Ok(()) => {
@@ -232,7 +238,8 @@ fn commit_events(
         changes.extend(memory_change(conn, &event)?);
         apply(conn, &stored, &event)?;
     }
-    set_checkpoint(conn, tail.position)
+    // The views' checkpoint moves once per batch, in the same transaction (`execute_batch`).
+    Ok(())
 }
 
 /// What an event changes in the memory view; read before the SQL view applies it.

@@ -52,14 +52,7 @@ impl<'a> LedgerMint<'a> {
 impl Mint for LedgerMint<'_> {
     fn mint(&mut self, d: &Draft<'_>) -> Result<FreshToken, MintError> {
         let token_id = Uuid::new_v4();
-        let claims = AccessTokenClaims {
-            jti: token_id,
-            client_id: d.client_id,
-            subject: d.subject,
-            scopes: d.scopes,
-            issued_at: d.issued_at,
-            expires_at: d.expires_at,
-        };
+        let claims = AccessTokenClaims { jti: token_id, draft: d };
         let access = self.generator.access_token(&claims).map_err(|e| MintError(e.0))?;
         let refresh = crypto::new_secret();
         let access_digest = Digest::of(access.as_bytes());

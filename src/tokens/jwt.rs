@@ -40,7 +40,8 @@ impl JwtGenerator {
 }
 
 impl TokenGenerator for JwtGenerator {
-    fn access_token(&self, c: &AccessTokenClaims<'_>) -> Result<String, GeneratorError> {
+    fn access_token(&self, input: &AccessTokenClaims<'_>) -> Result<String, GeneratorError> {
+        let c = input.draft;
         let signing = self.keys.signing();
         let mut header = Header::new(signing.alg);
         header.typ = Some("at+jwt".into());
@@ -57,7 +58,7 @@ impl TokenGenerator for JwtGenerator {
             iat: c.issued_at / 1000,
             nbf: c.issued_at / 1000,
             exp: c.expires_at / 1000,
-            jti: c.jti.to_string(),
+            jti: input.jti.to_string(),
         };
         jsonwebtoken::encode(&header, &claims, &signing.key).map_err(|e| GeneratorError(e.to_string()))
     }

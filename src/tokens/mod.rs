@@ -11,18 +11,13 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::crypto;
-use crate::domain::events::Millis;
-use crate::domain::types::{ClientId, ScopeSet, Subject};
+use crate::domain::grant::Draft;
 
-/// What the access token is about; `jti` is the ledger's token id.
+/// What the access token is about: the core's draft of it, and `jti`, the ledger's token id.
 #[derive(Debug, Clone, Copy)]
 pub struct AccessTokenClaims<'a> {
     pub jti: Uuid,
-    pub client_id: &'a ClientId,
-    pub subject: &'a Subject,
-    pub scopes: &'a ScopeSet,
-    pub issued_at: Millis,
-    pub expires_at: Millis,
+    pub draft: &'a Draft<'a>,
 }
 
 /// A generator failed to make a value.

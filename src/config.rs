@@ -167,14 +167,6 @@ impl Default for TokenGeneration {
     }
 }
 
-impl Settings {
-    /// The longest an access token can live: how long a retired JWT key stays published.
-    pub fn max_access_token_ms(&self) -> i64 {
-        let v = &self.oauth.token_validation;
-        v.user_access_token_validity.millis().max(v.app_access_token_validity.millis())
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenRenewal {
@@ -276,6 +268,12 @@ impl Settings {
             return Err("server.hostname must not be empty".into());
         }
         Ok(())
+    }
+
+    /// The longest an access token can live: how long a retired JWT key stays published.
+    pub fn max_access_token_ms(&self) -> i64 {
+        let v = &self.oauth.token_validation;
+        v.user_access_token_validity.millis().max(v.app_access_token_validity.millis())
     }
 
     /// The folder holding the database, the sealing key and the generated TLS certificate.

@@ -62,8 +62,15 @@ pub struct FreshToken {
     /// The access token value sealed for handing back; `None` when it will never be handed back
     /// (renewal per request), so a JWT never rests in the log even encrypted.
     pub sealed_access: Option<String>,
-    pub refresh_digest: Digest,
-    pub sealed_refresh: String,
+    /// Present when the draft asked for a new refresh token.
+    pub refresh: Option<FreshRefresh>,
+}
+
+/// A new refresh token: its digest and its sealed value.
+#[derive(Debug, Clone)]
+pub struct FreshRefresh {
+    pub digest: Digest,
+    pub sealed: String,
 }
 
 /// What a new access token will say; the caller's `Mint` turns it into values.
@@ -74,6 +81,9 @@ pub struct Draft<'a> {
     pub scopes: &'a ScopeSet,
     pub issued_at: Millis,
     pub expires_at: Millis,
+    /// Whether a new refresh token is needed too (not for client_credentials, nor when the old
+    /// one is carried over or kept).
+    pub with_refresh: bool,
 }
 
 /// A token value could not be made (e.g. a signing key is unusable).
@@ -158,13 +168,13 @@ fn revoke(token: &ActiveToken, reason: RevokeReason) -> Pending {
     }
 }
 
-fn fresh_refresh(fresh: &FreshToken, now: Millis, lifetime: Millis) -> RefreshPart {
-    RefreshPart {
-        digest: fresh.refresh_digest,
-        issued_at: now,
-        expires_at: now + lifetime,
-        sealed: fresh.sealed_refresh.clone(),
-    }
+fn fresh_refresh(
+    fresh: &FreshToken,
+    issued_at: Millis,
+    expires_at: Millis,
+) -> Result<RefreshPart, MintError> {
+    let new = fresh.refresh.as_ref().ok_or_else(|| MintError("no refresh token was minted".into()))?;
+    Ok(RefreshPart { digest: new.digest, issued_at, expires_at, sealed: new.sealed.clone() })
 }
 
 /// Password and client_credentials grants: WSO2 `AbstractAuthorizationGrantHandler#issue`.
@@ -210,11 +220,15 @@ pub fn decide_issue(
         scopes: &req.key.scopes,
         issued_at: now,
         expires_at: now + lifetime,
+        with_refresh: gives_refresh && carried.is_none(),
     };
     let fresh = mint.mint(&draft)?;
     let (family_id, refresh) = match carried {
         Some((family, part)) => (family, Some(part)),
-        None => (fresh.token_id, gives_refresh.then(|| fresh_refresh(&fresh, now, policy.refresh_token_ms))),
+        None if gives_refresh => {
+            (fresh.token_id, Some(fresh_refresh(&fresh, now, now + policy.refresh_token_ms)?))
+        }
+        None => (fresh.token_id, None),
     };
     let issued = TokenIssued {
         token_id: fresh.token_id,
@@ -337,6 +351,7 @@ pub fn decide_refresh(
         scopes: &key.scopes,
         issued_at: now,
         expires_at,
+        with_refresh: policy.renew_refresh_token,
     };
     let fresh = mint.mint(&draft)?;
     let mut events = vec![revoke(source, RevokeReason::Refresh)];
@@ -345,10 +360,8 @@ pub fn decide_refresh(
         events.push(revoke(target, RevokeReason::Renewal));
     }
     let refresh = match (policy.renew_refresh_token, policy.extend_refresh_token_expiry_on_renewal) {
-        (true, true) => fresh_refresh(&fresh, now, policy.refresh_token_ms),
-        (true, false) => {
-            RefreshPart { digest: fresh.refresh_digest, sealed: fresh.sealed_refresh.clone(), ..old_refresh }
-        }
+        (true, true) => fresh_refresh(&fresh, now, now + policy.refresh_token_ms)?,
+        (true, false) => fresh_refresh(&fresh, old_refresh.issued_at, old_refresh.expires_at)?,
         (false, _) => old_refresh,
     };
     let issued = TokenIssued {

@@ -166,8 +166,10 @@ impl Mint for Counter<'_> {
             token_id: Uuid::from_u128(n),
             access_digest: Digest::of(format!("access-{n}").as_bytes()),
             sealed_access: self.keep_access.then(|| format!("sealed-access-{n}")),
-            refresh_digest: Digest::of(format!("refresh-{n}").as_bytes()),
-            sealed_refresh: format!("sealed-refresh-{n}"),
+            refresh: Some(FreshRefresh {
+                digest: Digest::of(format!("refresh-{n}").as_bytes()),
+                sealed: format!("sealed-refresh-{n}"),
+            }),
         })
     }
 }

@@ -29,8 +29,7 @@ impl Mint for Fixed {
             token_id: Uuid::from_u128(n as u128),
             access_digest: Digest([n; 32]),
             sealed_access: Some(format!("sealed-at-{n}")),
-            refresh_digest: Digest([n + 100; 32]),
-            sealed_refresh: format!("sealed-rt-{n}"),
+            refresh: Some(FreshRefresh { digest: Digest([n + 100; 32]), sealed: format!("sealed-rt-{n}") }),
         })
     }
 }

@@ -316,10 +316,11 @@ fn execute(
             (vec![Pending { stream: user_stream(&username), event }], Ok(Reply::Done))
         }
         Command::RecordAuthFailure(failure) => {
-            let stream = match (&failure.method, &failure.username) {
-                (AuthMethod::Password, Some(name)) => format!("user-{}", name.to_lowercase()),
-                _ => format!("client-{}", failure.client_id),
+            let user = match failure.method {
+                AuthMethod::Password => failure.username.as_deref().and_then(|n| Username::parse(n).ok()),
+                AuthMethod::ClientSecret => None,
             };
+            let stream = user.map_or_else(|| format!("client-{}", failure.client_id), |u| user_stream(&u));
             (vec![Pending { stream, event: Event::AuthenticationFailed(failure) }], Ok(Reply::Done))
         }
         Command::SetUserPassword { username, password_hash } => {

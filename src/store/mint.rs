@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::ledger::Granted;
 use super::StoreError;
 use crate::crypto::{self, Sealer};
-use crate::domain::grant::{Draft, FreshToken, Mint, MintError, Outcome};
+use crate::domain::grant::{Draft, FreshRefresh, FreshToken, Mint, MintError, Outcome};
 use crate::domain::types::Digest;
 use crate::tokens::{AccessTokenClaims, TokenGenerator};
 
@@ -54,19 +54,22 @@ impl Mint for LedgerMint<'_> {
         let token_id = Uuid::new_v4();
         let claims = AccessTokenClaims { jti: token_id, draft: d };
         let access = self.generator.access_token(&claims).map_err(|e| MintError(e.0))?;
-        let refresh = crypto::new_secret();
         let access_digest = Digest::of(access.as_bytes());
-        let refresh_digest = Digest::of(refresh.as_bytes());
+        let refresh = d.with_refresh.then(|| {
+            let value = crypto::new_secret();
+            let digest = Digest::of(value.as_bytes());
+            // Refresh tokens may be carried over to a later token, so they are always kept.
+            let sealed = self.sealer.seal(&value, &digest.0);
+            self.minted.push((digest, value));
+            FreshRefresh { digest, sealed }
+        });
         let fresh = FreshToken {
             token_id,
             sealed_access: self.keep_access.then(|| self.sealer.seal(&access, &access_digest.0)),
-            // Refresh tokens may be carried over to a later token, so they are always kept.
-            sealed_refresh: self.sealer.seal(&refresh, &refresh_digest.0),
             access_digest,
-            refresh_digest,
+            refresh,
         };
         self.minted.push((access_digest, access));
-        self.minted.push((refresh_digest, refresh));
         Ok(fresh)
     }
 }

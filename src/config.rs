@@ -76,11 +76,45 @@ pub struct ServerSection {
     pub hostname: String,
     pub bind_address: std::net::IpAddr,
     pub port: u16,
+    /// The shape of the log lines on stderr.
+    pub log_format: LogFormat,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self { hostname: "localhost".into(), bind_address: [127, 0, 0, 1].into(), port: 9443 }
+        Self {
+            hostname: "localhost".into(),
+            bind_address: [127, 0, 0, 1].into(),
+            port: 9443,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `[server] log_format`: human-readable lines, or one JSON object per line for collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[monitoring]`: where `GET /metrics` is served. With a `port`, on a listener of its own
+/// (plain HTTP, no authentication: keep it on loopback or a private network); without one, on
+/// the main port behind the super admin's Basic authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitoringSection {
+    pub enabled: bool,
+    pub bind_address: std::net::IpAddr,
+    /// The separate listener's port (0 picks a free one); absent: the main port.
+    pub port: Option<u16>,
+}
+
+impl Default for MonitoringSection {
+    fn default() -> Self {
+        Self { enabled: true, bind_address: [127, 0, 0, 1].into(), port: None }
     }
 }
 
@@ -228,6 +262,7 @@ pub struct Settings {
     pub database: DatabaseSection,
     pub super_admin: SuperAdmin,
     pub oauth: OAuthSection,
+    pub monitoring: MonitoringSection,
 }
 
 impl Settings {
@@ -270,6 +305,12 @@ impl Settings {
         Ok(())
     }
 
+    /// `scheme://hostname:port`: where clients reach the service listening on `port`.
+    pub fn base_url(&self, port: u16) -> String {
+        let scheme = if self.transport.https.enabled { "https" } else { "http" };
+        format!("{scheme}://{}:{port}", self.server.hostname)
+    }
+
     /// The longest an access token can live: how long a retired JWT key stays published.
     pub fn max_access_token_ms(&self) -> i64 {
         let v = &self.oauth.token_validation;
@@ -297,6 +338,14 @@ impl Settings {
             client_credentials_refresh_tokens: self.oauth.grant_type.client_credentials.allow_refresh_tokens,
         }
     }
+}
+
+/// The one issuer identifier of the service, given its base URL: the token endpoint URL, as in
+/// WSO2 Identity Server. It is the RFC 8414 metadata's `issuer`, the `iss` of every JWT and
+/// id_token, and the RFC 9207 `iss` authorization response parameter; clients derive the
+/// metadata's URL from it by RFC 8414 section 3.1 path insertion. Every use goes through here.
+pub fn issuer(base_url: &str) -> String {
+    format!("{}/oauth2/token", base_url.trim_end_matches('/'))
 }
 
 /// Deserialises with the path of the offending key in every error, so a bad value is named
@@ -378,6 +427,24 @@ mod tests {
         let path = dir.path().join("deployment.toml");
         std::fs::write(&path, "[database]\npath = \"x/ledger.db\"\n").unwrap();
         assert_eq!(Settings::load(&path).unwrap().database.path, dir.path().join("x/ledger.db"));
+    }
+
+    #[test]
+    fn the_issuer_is_the_token_endpoint_url() {
+        let s = load("[server]\nhostname = \"id.example\"\n").unwrap();
+        assert_eq!(issuer(&s.base_url(9443)), "https://id.example:9443/oauth2/token");
+        assert_eq!(issuer("http://h:1/"), "http://h:1/oauth2/token");
+    }
+
+    #[test]
+    fn log_format_and_monitoring_are_checked_by_name() {
+        let s = load("[server]\nlog_format = \"json\"\n[monitoring]\nport = 9464\n").unwrap();
+        assert_eq!(s.server.log_format, LogFormat::Json);
+        assert_eq!(s.monitoring.port, Some(9464));
+        let err = load("[server]\nlog_format = \"xml\"\n").unwrap_err();
+        assert!(err.to_string().contains("log_format"), "{err}");
+        let err = load("[monitoring]\nprot = 1\n").unwrap_err();
+        assert!(err.to_string().contains("prot"), "{err}");
     }
 
     #[test]

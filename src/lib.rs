@@ -10,6 +10,8 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod lockout;
+pub mod logging;
+pub mod metrics;
 pub mod store;
 pub mod tls;
 pub mod tokens;

@@ -83,6 +83,12 @@ impl Lockouts {
         Failure { consecutive: entry.failures, locked_until: (lock > 0).then_some(entry.locked_until) }
     }
 
+    /// How many keys are locked at `now` (a gauge for monitoring).
+    pub fn locked_count(&self, now: Millis) -> usize {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.values().filter(|e| e.locked_until > now).count()
+    }
+
     /// A success forgets the key's failures.
     pub fn succeed(&self, key: &LockKey) {
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).remove(key);

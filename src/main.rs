@@ -1,7 +1,7 @@
 //! `token-ledger`: parses arguments and calls the library.
 #![forbid(unsafe_code)]
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,6 +50,8 @@ enum Top {
     },
     /// Check the configuration and exit.
     Configtest(ConfigArg),
+    /// Print the OpenAPI 3.1 document of the HTTP API (the committed openapi.json).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -112,13 +114,10 @@ enum CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    // `serve` installs the configured log format once it has read the configuration.
+    if !matches!(cli.command, Top::Serve(_)) {
+        token_ledger::logging::init(token_ledger::config::LogFormat::Text);
+    }
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -132,8 +131,13 @@ fn run(command: Top) -> Result<(), CliError> {
     match command {
         Top::Serve(c) => {
             let settings = Settings::load(&c.config)?;
+            token_ledger::logging::init(settings.server.log_format);
             let runtime = tokio::runtime::Runtime::new().map_err(|e| CliError::Usage(e.to_string()))?;
             runtime.block_on(app::serve(settings))?;
+            Ok(())
+        }
+        Top::Openapi => {
+            print!("{}", token_ledger::http::openapi::json());
             Ok(())
         }
         Top::Configtest(c) => {

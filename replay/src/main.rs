@@ -122,10 +122,11 @@ enum Command {
 #[group(required = true, multiple = false)]
 struct AuditTarget {
     /// A token value (access or refresh); `-` reads it from stdin. Only its SHA-256 is used.
-    #[arg(long, value_name = "TOKEN")]
+    /// Values may begin with `-` (one base64url token in 64 does): they are never a flag here.
+    #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
     token: Option<String>,
     /// A token's SHA-256 digest, in hex, as the log and the other reports show it.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", allow_hyphen_values = true)]
     digest: Option<String>,
     /// A client id.
     #[arg(long, value_name = "ID")]

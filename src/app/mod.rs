@@ -1,5 +1,6 @@
 //! Start-up: open the ledger, catch the views up, start the writer, bind, serve, shut down.
 
+mod limits;
 mod setup;
 
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use limits::{with_limits, HEADER_READ_TIMEOUT};
 pub use setup::{ensure_super_admin, open_ledger, ServerLock, StartError};
 
 use crate::config::Settings;
@@ -28,6 +30,8 @@ pub struct Application {
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     state: AppState,
     writer_thread: WriterThread,
+    /// The separate `/metrics` listener, when `[monitoring] port` is set.
+    monitoring: Option<std::net::TcpListener>,
     _lock: ServerLock,
 }
 
@@ -49,8 +53,8 @@ impl Application {
             .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
         let local = listener.local_addr().map_err(StartError::Serve)?;
         let https = settings.transport.https.enabled;
-        let scheme = if https { "https" } else { "http" };
-        let base_url: Arc<str> = format!("{scheme}://{}:{}", server.hostname, local.port()).into();
+        let base_url: Arc<str> = settings.base_url(local.port()).into();
+        let monitoring = bind_monitoring(&settings)?;
 
         let generation = &settings.oauth.token_generation;
         let now = crate::store::ledger::system_clock();
@@ -61,7 +65,7 @@ impl Application {
         )?);
         let mut generators = Generators::opaque();
         generators
-            .register(JWT, Arc::new(JwtGenerator::new(keys.clone(), format!("{base_url}/oauth2/token"))));
+            .register(JWT, Arc::new(JwtGenerator::new(keys.clone(), crate::config::issuer(&base_url))));
         customize(&mut generators);
         generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 
@@ -78,7 +82,13 @@ impl Application {
             );
         }
         let tls = if https { Some(tls::rustls_config(&settings).await?) } else { None };
-        let (writer, writer_thread) = Writer::spawn(ledger).map_err(StartError::Serve)?;
+        let log_head: i64 = ledger
+            .connection()
+            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))
+            .map_err(StoreError::from)?;
+        let metrics = Arc::new(crate::metrics::Metrics::new(log_head));
+        let (writer, writer_thread) =
+            Writer::spawn_observed(ledger, metrics.clone()).map_err(StartError::Serve)?;
         let state = AppState {
             writer,
             readers: Readers::new(settings.database.path.clone()),
@@ -89,12 +99,19 @@ impl Application {
             memory,
             lockouts: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
+            metrics,
         };
-        Ok(Self { listener, local, tls, state, writer_thread, _lock: lock })
+        Ok(Self { listener, local, tls, state, writer_thread, monitoring, _lock: lock })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// `http://127.0.0.1:PORT/metrics` when metrics have a listener of their own.
+    pub fn metrics_url(&self) -> Option<String> {
+        let addr = self.monitoring.as_ref()?.local_addr().ok()?;
+        Some(format!("http://{addr}/metrics"))
     }
 
     /// `http://127.0.0.1:PORT` or `https://…`: where it listens.
@@ -109,14 +126,19 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { listener, tls, state, writer_thread, _lock, .. } = self;
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let Self { listener, tls, state, writer_thread, monitoring, _lock, .. } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
+        let monitor = axum_server::Handle::<SocketAddr>::new();
+        if let Some(listener) = monitoring {
+            serve_monitoring(listener, state.clone(), monitor.clone())?;
+        }
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let stopper = handle.clone();
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+            monitor.shutdown();
         });
         let served = match tls {
             Some(config) => {
@@ -140,33 +162,47 @@ impl Application {
     }
 }
 
+/// Binds the separate metrics listener when `[monitoring] port` asks for one.
+fn bind_monitoring(settings: &Settings) -> Result<Option<std::net::TcpListener>, StartError> {
+    let monitoring = &settings.monitoring;
+    let Some(port) = monitoring.port.filter(|_| monitoring.enabled) else {
+        return Ok(None);
+    };
+    let addr = SocketAddr::new(monitoring.bind_address, port);
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|source| StartError::Bind { addr: addr.to_string(), source })?;
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` on its own listener (plain HTTP, same limits) until the server stops.
+fn serve_monitoring(
+    listener: std::net::TcpListener,
+    state: AppState,
+    handle: axum_server::Handle<SocketAddr>,
+) -> Result<(), StartError> {
+    let server = axum_server::from_tcp(listener).map_err(StartError::Serve)?;
+    let service = crate::http::monitoring_router(state).into_make_service();
+    tokio::spawn(async move {
+        if let Err(e) = with_limits(server).handle(handle).serve(service).await {
+            tracing::error!(error = %e, "the metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// One argon2id verification per core at a time: more only queue for the same cores while
 /// holding 19 MiB each.
 fn password_check_limit() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-/// How long a client may take to send a request's headers (slow-header attacks); also how long
-/// an idle kept-alive connection stays open.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// HTTP/1.1 only, with a header read timeout so that clients trickling bytes are cut off.
-fn with_limits<A: axum_server::Address, Acc>(
-    mut server: axum_server::Server<A, Acc>,
-) -> axum_server::Server<A, Acc> {
-    server
-        .http_builder()
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    server.http1_only()
-}
-
 /// Runs the service until SIGINT or SIGTERM. Prints `listening on URL` on stdout once ready.
 pub async fn serve(settings: Settings) -> Result<(), StartError> {
     let app = Application::build(settings, |_| {}).await?;
     let mut out = std::io::stdout().lock();
+    if let Some(url) = app.metrics_url() {
+        let _ = writeln!(out, "metrics on {url}");
+    }
     let _ = writeln!(out, "listening on {}", app.url());
     let _ = out.flush();
     drop(out);

@@ -25,8 +25,9 @@ struct Registration {
     access_token_type: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ClientBody {
+/// A registered client (RFC 7591 section 3.2.1).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ClientBody {
     client_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_secret: Option<String>,
@@ -65,6 +66,20 @@ fn meta(ctx: RequestContext) -> RequestMeta {
     RequestMeta { request_id: Some(ctx.request_id), peer: Some(ctx.peer), ..RequestMeta::default() }
 }
 
+/// Registers a client; the secret is shown only in this answer.
+#[utoipa::path(
+    post, path = "/api/identity/oauth2/dcr/v1.1/register", tag = "dcr",
+    request_body(content = crate::http::openapi::ClientRegistration, content_type = "application/json"),
+    security(("basic" = [])),
+    responses(
+        (status = 201, description = "The new client", body = ClientBody),
+        (status = 400, description = "`invalid_client_metadata` or `invalid_request`", body = crate::http::openapi::OAuthError),
+        (status = 401, description = "Not the super admin", body = crate::http::openapi::OAuthError),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written right now", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn register(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -99,6 +114,17 @@ pub async fn register(
     }
 }
 
+/// A registered client (without its secret).
+#[utoipa::path(
+    get, path = "/api/identity/oauth2/dcr/v1.1/register/{client_id}", tag = "dcr",
+    params(("client_id" = String, Path, description = "The client id")),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The client", body = ClientBody),
+        (status = 401, description = "Not the super admin", body = crate::http::openapi::OAuthError),
+        (status = 404, description = "No such client", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn read(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -118,6 +144,17 @@ pub async fn read(
 }
 
 /// Deletes a client; its active tokens are revoked by events first.
+#[utoipa::path(
+    delete, path = "/api/identity/oauth2/dcr/v1.1/register/{client_id}", tag = "dcr",
+    params(("client_id" = String, Path, description = "The client id")),
+    security(("basic" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not the super admin", body = crate::http::openapi::OAuthError),
+        (status = 404, description = "No such client", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written right now", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,

@@ -17,8 +17,9 @@ use crate::store::memory::TokenInfo;
 use crate::store::views::Half;
 use crate::tokens::jwt;
 
-#[derive(Serialize, Default)]
-struct Introspection {
+/// An introspection answer (RFC 7662 section 2.2); anything not live is `{"active":false}`.
+#[derive(Serialize, Default, utoipa::ToSchema)]
+pub struct Introspection {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
@@ -46,6 +47,20 @@ struct Introspection {
     aud: Option<String>,
 }
 
+/// Token introspection, as the super admin or as a client (its own tokens only).
+#[utoipa::path(
+    post, path = "/oauth2/introspect", tag = "oauth2",
+    request_body(content = crate::http::openapi::TokenParameter, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = [])),
+    responses(
+        (status = 200, description = "The token's state", body = Introspection),
+        (status = 400, description = "RFC 6749 section 5.2 error", body = crate::http::openapi::OAuthError),
+        (status = 401, description = "Client authentication failed (`invalid_client`, with `WWW-Authenticate`)", body = crate::http::openapi::OAuthError),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written right now (`server_error`, `Retry-After`)", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn introspect(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,

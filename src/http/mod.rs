@@ -5,6 +5,9 @@ pub mod dcr;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod openapi;
+pub mod ops;
+pub mod request_id;
 pub mod revoke;
 pub mod token;
 
@@ -12,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,12 +49,19 @@ pub struct AppState {
     /// Bounds concurrent argon2id verifications (19 MiB each): without it, a burst of password
     /// requests costs gigabytes of memory.
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Prometheus metrics; also the writer's readiness flag.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
-    /// The `iss` of JWT access tokens: the token endpoint URL.
+    /// The service's one issuer identifier (`config::issuer`): the token endpoint URL.
+    pub fn issuer(&self) -> String {
+        crate::config::issuer(&self.base_url)
+    }
+
+    /// The `iss` of JWT access tokens: the issuer.
     pub fn jwt_issuer(&self) -> String {
-        format!("{}/oauth2/token", self.base_url)
+        self.issuer()
     }
 }
 
@@ -74,33 +84,61 @@ pub fn router(state: AppState) -> Router {
         .route(dcr, post(dcr::register))
         .route(&format!("{dcr}/{{client_id}}"), get(dcr::read).delete(dcr::delete))
         .route("/.well-known/oauth-authorization-server", get(metadata))
+        // RFC 8414 section 3.1: the issuer's path inserted after the well-known prefix.
+        .route("/.well-known/oauth-authorization-server/oauth2/token", get(metadata_path_inserted))
         .route("/oauth2/jwks", get(jwks))
         .route("/health", get(health))
+        .merge(operations(&state))
         .fallback(|| async { ApiError::NotFound })
-        .layer(middleware::from_fn(context))
+        .layer(middleware::from_fn_with_state(state.clone(), context))
         .with_state(state)
 }
 
-/// Gives each request an id (echoed as `X-Request-Id`) and its peer, and logs one line per
-/// request (method, path, status, time) at debug level, or warn for server errors. Never
-/// headers or bodies: they carry secrets.
-async fn context(mut req: Request, next: Next) -> Response {
+/// Readiness, the API contract, and `/metrics` when it is served on the main port.
+fn operations(state: &AppState) -> Router<AppState> {
+    let routes = Router::new()
+        .route("/health/ready", get(ops::ready))
+        .route("/openapi.json", get(ops::openapi));
+    let monitoring = &state.settings.monitoring;
+    if monitoring.enabled && monitoring.port.is_none() {
+        routes.route("/metrics", get(ops::metrics_as_admin))
+    } else {
+        routes
+    }
+}
+
+/// The separate monitoring listener's routes (`[monitoring] port`): `/metrics` only.
+pub fn monitoring_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics_open))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+/// Gives each request an id (the caller's sane `X-Request-ID`, or a new one; echoed as
+/// `X-Request-Id`) and its peer, counts it in the metrics under its route template, and logs
+/// one line per request (request id, method, route, status, duration) at debug level, or warn
+/// for server errors. Never headers, bodies or raw paths: they carry secrets.
+async fn context(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = request_id::of(req.headers().get("x-request-id").map(|v| v.as_bytes()));
     let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
     let peer = addr.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
     let peer_ip = addr.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip());
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let method = method_label(req.method());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     req.extensions_mut().insert(RequestContext { request_id: request_id.clone(), peer, peer_ip });
     let mut response = next.run(req).await;
     let status = response.status().as_u16();
-    let micros = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    app.metrics.observe_request(&route, method, status, elapsed);
+    let duration_us = elapsed.as_micros() as u64;
     // One line per request costs about as much as an introspection itself: server errors are
     // always logged, the rest at debug level (RUST_LOG=token_ledger=debug for an access log).
     if response.status().is_server_error() {
-        tracing::warn!(request_id = %request_id, %method, path = %path, status, micros, "request");
+        tracing::warn!(request_id = %request_id, method, route = %route, status, duration_us, "request");
     } else {
-        tracing::debug!(request_id = %request_id, %method, path = %path, status, micros, "request");
+        tracing::debug!(request_id = %request_id, method, route = %route, status, duration_us, "request");
     }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -108,11 +146,30 @@ async fn context(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// RFC 8414 authorization server metadata.
+/// A method as a metric label: the standard ones, or `other` (never free text).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::DELETE => "DELETE",
+        M::PUT => "PUT",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// RFC 8414 authorization server metadata (also at the RFC 8414 section 3.1 location).
+#[utoipa::path(
+    get, path = "/.well-known/oauth-authorization-server", tag = "oauth2",
+    responses((status = 200, description = "The metadata", body = openapi::ServerMetadata))
+)]
 async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
     let base = &app.base_url;
     Json(json!({
-        "issuer": base.as_ref(),
+        "issuer": app.issuer(),
         "token_endpoint": format!("{base}/oauth2/token"),
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "revocation_endpoint": format!("{base}/oauth2/revoke"),
@@ -126,13 +183,33 @@ async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
     }))
 }
 
+/// RFC 8414 metadata where clients derive it from the issuer (section 3.1 path insertion).
+#[utoipa::path(
+    get, path = "/.well-known/oauth-authorization-server/oauth2/token", tag = "oauth2",
+    responses((status = 200, description = "The metadata", body = openapi::ServerMetadata))
+)]
+async fn metadata_path_inserted(state: State<AppState>) -> Json<serde_json::Value> {
+    metadata(state).await
+}
+
 /// The public keys of JWT access tokens (RFC 7517), retired ones until their tokens expire.
+#[utoipa::path(
+    get, path = "/oauth2/jwks", tag = "oauth2",
+    responses((status = 200, description = "The key set", body = openapi::Jwks))
+)]
 async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
     let now = crate::store::ledger::system_clock();
     Json(app.keys.jwks(now, app.settings.max_access_token_ms()))
 }
 
 /// Liveness and the views' checkpoint.
+#[utoipa::path(
+    get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "Alive", body = openapi::Health),
+        (status = 503, description = "The database cannot be read", body = openapi::Health),
+    )
+)]
 async fn health(State(app): State<AppState>) -> Response {
     match app.readers.with(crate::store::projection::checkpoint).await {
         Ok(position) => Json(json!({"status": "ok", "position": position})).into_response(),

@@ -14,6 +14,20 @@ use crate::domain::types::Digest;
 use crate::store::ledger::{Command, Envelope};
 use crate::store::log::RequestMeta;
 
+/// Token revocation.
+#[utoipa::path(
+    post, path = "/oauth2/revoke", tag = "oauth2",
+    request_body(content = crate::http::openapi::TokenParameter, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = []), ()),
+    responses(
+        (status = 200, description = "Revoked, or unknown (RFC 7009 section 2.2); empty body"),
+        (status = 400, description = "RFC 6749 section 5.2 error", body = crate::http::openapi::OAuthError),
+        (status = 401, description = "Client authentication failed (`invalid_client`, with `WWW-Authenticate`)", body = crate::http::openapi::OAuthError),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written right now (`server_error`, `Retry-After`)", body = crate::http::openapi::OAuthError),
+    )
+)]
 /// Revokes an access or refresh token of the calling client; both halves of the pair go.
 /// Unknown and already revoked tokens also answer 200 (RFC 7009 section 2.2).
 pub async fn revoke(

@@ -18,8 +18,9 @@ use crate::store::ledger::{system_clock, Command, Envelope, Granted, Reply};
 use crate::store::log::RequestMeta;
 use crate::store::views;
 
-#[derive(Serialize)]
-struct TokenBody {
+/// A successful token response (RFC 6749 section 5.1).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenBody {
     access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
@@ -37,9 +38,40 @@ pub fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// The token endpoint.
+#[utoipa::path(
+    post, path = "/oauth2/token", tag = "oauth2",
+    request_body(content = crate::http::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security(("basic" = []), ()),
+    responses(
+        (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = TokenBody),
+        (status = 400, description = "RFC 6749 section 5.2 error", body = crate::http::openapi::OAuthError),
+        (status = 401, description = "Client authentication failed (`invalid_client`, with `WWW-Authenticate`)", body = crate::http::openapi::OAuthError),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written right now (`server_error`, `Retry-After`)", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn token(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
+    uri: Uri,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, ApiError> {
+    // The grant is known before anything can fail; the metrics count refusals by it.
+    let grant = form.get("grant_type").unwrap_or("none").to_owned();
+    let metrics = app.metrics.clone();
+    let answer = grant_tokens(app, ctx, uri, headers, form).await;
+    if answer.is_err() {
+        metrics.token_refused(&grant);
+    }
+    answer
+}
+
+async fn grant_tokens(
+    app: AppState,
+    ctx: RequestContext,
     uri: Uri,
     headers: HeaderMap,
     form: OAuthForm,

@@ -2,8 +2,9 @@
 //! waiting together (group commit). A reply is sent only after the commit returned, so every
 //! answer the HTTP layer gives is already durable.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -22,7 +23,22 @@ struct Job {
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    observer: Arc<dyn WriterObserver>,
 }
+
+/// Hooks for metrics and readiness; each is called on the hot path, so keep them to atomics.
+pub trait WriterObserver: Send + Sync {
+    /// A command was queued for the writer.
+    fn queued(&self) {}
+    /// The writer took `count` commands off the queue.
+    fn dequeued(&self, _count: usize) {}
+    /// A batch of `size` commands ran and its commit returned after `took`; `ok` is false when
+    /// the database refused it (nothing of it was committed).
+    fn committed(&self, _size: usize, _took: Duration, _ok: bool) {}
+}
+
+struct NoObserver;
+impl WriterObserver for NoObserver {}
 
 /// Joins the writer thread once every `Writer` handle is gone.
 pub struct WriterThread(JoinHandle<()>);
@@ -38,8 +54,17 @@ impl WriterThread {
 
 impl Writer {
     /// Starts the writer thread with the ledger it owns.
-    pub fn spawn(mut ledger: Ledger) -> std::io::Result<(Writer, WriterThread)> {
+    pub fn spawn(ledger: Ledger) -> std::io::Result<(Writer, WriterThread)> {
+        Self::spawn_observed(ledger, Arc::new(NoObserver))
+    }
+
+    /// Starts the writer thread, reporting its queue and batches to `observer`.
+    pub fn spawn_observed(
+        mut ledger: Ledger,
+        observer: Arc<dyn WriterObserver>,
+    ) -> std::io::Result<(Writer, WriterThread)> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        let watcher = observer.clone();
         let thread = std::thread::Builder::new().name("ledger-writer".into()).spawn(move || {
             while let Ok(first) = queue.recv() {
                 let mut batch = vec![first];
@@ -49,9 +74,13 @@ impl Writer {
                         Err(_) => break,
                     }
                 }
+                watcher.dequeued(batch.len());
                 let (envelopes, replies): (Vec<_>, Vec<_>) =
                     batch.into_iter().map(|j| (j.envelope, j.reply)).unzip();
-                for (result, reply) in ledger.execute_batch(envelopes).into_iter().zip(replies) {
+                let (size, started) = (envelopes.len(), Instant::now());
+                let results = ledger.execute_batch(envelopes);
+                watcher.committed(size, started.elapsed(), !results.iter().any(|r| r.is_err()));
+                for (result, reply) in results.into_iter().zip(replies) {
                     // The requester may have gone away; its events are committed all the same.
                     let _ = reply.send(result);
                 }
@@ -61,13 +90,18 @@ impl Writer {
                 tracing::warn!(error = %e, "the final WAL checkpoint failed");
             }
         })?;
-        Ok((Writer { jobs }, WriterThread(thread)))
+        Ok((Writer { jobs, observer }, WriterThread(thread)))
     }
 
     /// Sends a command and waits until it is committed (or refused).
     pub async fn execute(&self, envelope: Envelope) -> CommandResult {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job { envelope, reply }).map_err(|_| StoreError::WriterGone)?;
+        // Counted before the send, so the writer never takes off the queue more than was put on.
+        self.observer.queued();
+        if self.jobs.send(Job { envelope, reply }).is_err() {
+            self.observer.dequeued(1);
+            return Err(StoreError::WriterGone);
+        }
         answer.await.map_err(|_| StoreError::WriterGone)?
     }
 }

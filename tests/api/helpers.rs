@@ -6,6 +6,7 @@ mod config;
 mod deployment;
 mod events;
 mod oauth;
+mod tools;
 
 use std::path::{Path, PathBuf};
 
@@ -13,11 +14,12 @@ use base64::Engine as _;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-pub use app::{assert_revoke_ok, spawn_app, TestApp};
+pub use app::{assert_revoke_ok, http2_run, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};
 pub use deployment::Deployment;
 pub use events::{count_of, revocation_reasons};
 pub use oauth::{Client, Tokens};
+pub use tools::{in_ci, tool_available};
 
 /// Exactly what introspection must say about anything that is not live.
 pub fn inactive() -> Value {

@@ -129,3 +129,19 @@ fn a_window_limits_the_timeline_and_tells_fates_as_they_stood_at_its_end() {
     let first = later["entries"][0]["event"].as_str().unwrap();
     assert_eq!(first, "TokenReturned", "the issue is before --from");
 }
+
+#[test]
+fn a_token_value_that_begins_with_a_hyphen_is_a_value_in_both_flag_forms() {
+    let db = history().deployment.db_arg();
+    // One base64url token in 64 begins with `-`; such a value must never be read as a flag.
+    let value = "-Xq3vN0a_dash-led-token-value-for-the-audit-cli";
+    let digest = Digest::of(value.as_bytes()).to_hex();
+    let separate = ledger_replay(&["audit", "--db", &db, "--token", value]).expect(0);
+    let joined = ledger_replay(&["audit", "--db", &db, &format!("--token={value}")]).expect(0);
+    let by_digest = ledger_replay(&["audit", "--db", &db, "--digest", &digest]).expect(0);
+    let body = |run: &crate::helpers::Run| run.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert!(separate.stdout.contains(&digest[..16]), "the report names the value's digest: {}", separate.stdout);
+    assert_eq!(body(&separate), body(&by_digest));
+    assert_eq!(body(&joined), body(&by_digest));
+    assert!(!separate.stdout.contains(value), "the value itself is never printed");
+}

@@ -33,8 +33,19 @@ impl Deployment {
     }
 }
 
+/// Set to `1` to run the suite's requests over HTTP/2 (h2c prior knowledge on plain HTTP, ALPN
+/// `h2` over TLS); otherwise HTTP/1.1. CI runs the suite both ways.
+pub const HTTP2_ENV: &str = "TOKEN_LEDGER_TEST_HTTP2";
+
+/// Whether this run speaks HTTP/2 to the server.
+pub fn http2_run() -> bool {
+    std::env::var(HTTP2_ENV).is_ok_and(|v| v == "1")
+}
+
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if http2_run() { builder.http2_prior_knowledge() } else { builder.http1_only() };
+    builder
         .no_proxy()
         .timeout(Duration::from_secs(30))
         // The server closes connections idle for 10 s (its header read timeout); a pooled

@@ -20,6 +20,10 @@ pub struct ConfigOverrides {
     pub https: bool,
     /// `[oauth.token_generation] access_token_type`: "opaque" or "jwt".
     pub access_token_type: &'static str,
+    /// `[server] log_format`: "text" or "json".
+    pub log_format: &'static str,
+    /// `[monitoring] port`: `Some(0)` for a separate metrics listener on a free port.
+    pub monitoring_port: Option<u16>,
 }
 
 impl Default for ConfigOverrides {
@@ -36,6 +40,8 @@ impl Default for ConfigOverrides {
             admin_password: "admin".to_string(),
             https: false,
             access_token_type: "opaque",
+            log_format: "text",
+            monitoring_port: None,
         }
     }
 }
@@ -58,6 +64,7 @@ impl ConfigOverrides {
 hostname = "localhost"
 bind_address = "127.0.0.1"
 port = 0
+log_format = "{log_format}"
 
 [transport.https]
 enabled = {https}
@@ -86,7 +93,7 @@ refresh_token_validity = {rt}
 
 [oauth.grant_type.client_credentials]
 allow_refresh_tokens = {cc_rt}
-"#,
+{monitoring}"#,
             https = self.https,
             token_type = self.access_token_type,
             admin_password = self.admin_password,
@@ -98,6 +105,8 @@ allow_refresh_tokens = {cc_rt}
             app_at = duration_literal(self.app_access_token_validity),
             rt = duration_literal(self.refresh_token_validity),
             cc_rt = self.client_credentials_refresh_tokens,
+            log_format = self.log_format,
+            monitoring = self.monitoring_port.map_or(String::new(), |p| format!("\n[monitoring]\nport = {p}\n")),
         )
     }
 }

@@ -26,6 +26,8 @@ pub struct Deployment {
     admin_password: String,
     /// Everything the server and the CLI wrote to stderr, across restarts.
     logs: Arc<Mutex<Vec<u8>>>,
+    /// The separate metrics listener's URL, when the server printed one.
+    metrics_url: Arc<Mutex<Option<String>>>,
 }
 
 /// What a CLI run left behind.
@@ -44,6 +46,7 @@ impl Deployment {
             dir,
             admin_password: config.admin_password.clone(),
             logs: Arc::new(Mutex::new(Vec::new())),
+            metrics_url: Arc::default(),
         };
         deployment.write_config(&config.to_toml());
         deployment
@@ -75,6 +78,11 @@ impl Deployment {
         let edited = edit(&current);
         assert_ne!(current, edited, "the config edit changed nothing");
         self.write_config(&edited);
+    }
+
+    /// `http://127.0.0.1:PORT/metrics` when `[monitoring] port` gave metrics a listener.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_url.lock().expect("metrics url").clone()
     }
 
     /// Every byte the server processes and CLI runs wrote to stderr so far.
@@ -169,6 +177,9 @@ impl Deployment {
                     String::from_utf8_lossy(&self.logs())
                 ),
             };
+            if let Some(url) = line.trim().strip_prefix("metrics on ") {
+                *self.metrics_url.lock().expect("metrics url") = Some(url.to_owned());
+            }
             if let Some(url) = line.trim().strip_prefix("listening on ") {
                 // Keep draining stdout so that the server never blocks on a full pipe.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });

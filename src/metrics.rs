@@ -108,7 +108,7 @@ impl Metrics {
             "Token endpoint outcomes by grant: issued, returned, renewed, refreshed, replaced, revoked (from the log), refused (error answers)",
             m.outcomes.clone(),
         );
-        r.register("events_appended", "Events appended to the log by this process, by type", m.events.clone());
+        r.register("events_appended", "Events appended to the log since this server started (the CLI's included), by type", m.events.clone());
         r.register("writer_batch_size", "Commands committed per writer transaction (group commit)", m.batch_size.clone());
         r.register("writer_commit_seconds", "Time the writer took to run and commit one batch", m.commit_seconds.clone());
         r.register("writer_queue_depth", "Commands waiting for the writer", m.queue_depth.clone());

@@ -1,6 +1,8 @@
 //! The load generator: N HTTP/1.1 keep-alive connections on one thread (hyper's low-level
 //! `client::conn::http1` on a current-thread tokio runtime), each sending its next request when
-//! the previous answer is in (closed loop). Only requests started inside the measured window
+//! the previous answer is in (closed loop). With `Plan::http2` each connection speaks cleartext
+//! HTTP/2 instead (prior knowledge, `client::conn::http2`), one stream at a time, so the two
+//! protocols are compared on the same shape of load. Only requests started inside the measured window
 //! count; a warm-up before it fills caches and pools. The window's edges also sample the
 //! server's CPU time, this process's CPU time, the log position and any attached probes.
 
@@ -14,7 +16,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::procfs;
@@ -79,6 +82,8 @@ pub struct Plan {
     pub warmup: Duration,
     pub measure: Duration,
     pub request_timeout: Duration,
+    /// Cleartext HTTP/2 (prior knowledge) instead of HTTP/1.1 for the load connections.
+    pub http2: bool,
 }
 
 /// Figures of one kind of request inside the window.
@@ -208,6 +213,7 @@ struct Clock {
     record_from: Instant,
     deadline: Instant,
     timeout: Duration,
+    http2: bool,
 }
 
 /// Drives `conns` against `addr` on a current-thread runtime and measures the window.
@@ -229,6 +235,7 @@ pub fn run(
             record_from: began + plan.warmup,
             deadline: began + plan.warmup + plan.measure,
             timeout: plan.request_timeout,
+            http2: plan.http2,
         };
         let host = HeaderValue::from_str(&addr.to_string()).expect("an address is a header");
         let tasks: Vec<_> =
@@ -305,6 +312,44 @@ where
     Ok(sender)
 }
 
+/// A load connection of either protocol.
+enum Sender {
+    H1(SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn open(addr: SocketAddr, http2: bool) -> Result<Self, BenchError> {
+        if !http2 {
+            return Ok(Self::H1(connect(addr).await?));
+        }
+        let stream = TcpStream::connect(addr).await.map_err(|source| BenchError::io("cannot connect", source))?;
+        stream.set_nodelay(true).map_err(|source| BenchError::io("cannot set TCP_NODELAY", source))?;
+        let (sender, connection) =
+            http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.map_err(BenchError::Http)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self::H2(sender))
+    }
+
+    async fn exchange(&mut self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), hyper::Error> {
+        let resp = match self {
+            Self::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+            Self::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await?
+            }
+        };
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
 #[derive(Default)]
 struct ConnResult {
     kinds: BTreeMap<Kind, KindStats>,
@@ -323,7 +368,7 @@ async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clo
     let mut result = ConnResult::default();
     let mut reconnects = 0;
     'connection: while Instant::now() < clock.deadline && reconnects <= MAX_RECONNECTS {
-        let mut sender = match connect::<Full<Bytes>>(addr).await {
+        let mut sender = match Sender::open(addr, clock.http2).await {
             Ok(s) => s,
             Err(_) => {
                 result.transport_errors += 1;
@@ -342,7 +387,7 @@ async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clo
                 break 'connection;
             };
             let kind = planned.kind;
-            let sent = send(&mut sender, &host, planned, clock.timeout).await;
+            let sent = send(&mut sender, &host, planned, clock).await;
             let latency = started.elapsed().as_micros() as u64;
             let counted = started >= clock.record_from;
             let (status, body) = match sent {
@@ -375,28 +420,22 @@ async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clo
     result
 }
 
-async fn send(
-    sender: &mut SendRequest<Full<Bytes>>,
-    host: &HeaderValue,
-    planned: Planned,
-    timeout: Duration,
-) -> Sent {
+async fn send(sender: &mut Sender, host: &HeaderValue, planned: Planned, clock: Clock) -> Sent {
+    // HTTP/2 carries the scheme and authority as pseudo-headers: it needs an absolute URI.
+    let uri = if clock.http2 {
+        format!("http://{}{}", host.to_str().unwrap_or("127.0.0.1"), planned.path)
+    } else {
+        planned.path.to_owned()
+    };
     let req = Request::builder()
         .method(Method::POST)
-        .uri(planned.path)
+        .uri(uri)
         .header(HOST, host)
         .header(AUTHORIZATION, planned.auth)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"))
         .body(Full::new(planned.body))
         .expect("a valid request");
-    let exchange = async {
-        sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok::<_, hyper::Error>((status, body))
-    };
-    match tokio::time::timeout(timeout, exchange).await {
+    match tokio::time::timeout(clock.timeout, sender.exchange(req)).await {
         Ok(Ok((status, body))) => Sent::Answered(status, body),
         Ok(Err(_)) => Sent::Failed,
         Err(_) => Sent::TimedOut,

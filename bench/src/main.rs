@@ -159,6 +159,7 @@ fn run(cli: Cli) -> Result<(), BenchError> {
         warmup: Duration::from_secs_f64(cli.warmup.clamp(0.0, 60.0)),
         measure: Duration::from_secs(cli.seconds.into()),
         request_timeout: Duration::from_secs(30),
+        http2: false,
     };
     let mut bench = Bench::new(
         cli.connections.into(),

@@ -262,10 +262,15 @@ impl Bench {
         &mut self,
         name: &'static str,
         d: &Deployment,
-        mut server: Running,
+        server: Running,
         conns: Conns,
     ) -> Result<(), BenchError> {
         self.measure(name, &server, conns)?;
+        self.finish_running(d, server)
+    }
+
+    /// Stops a measured server and reports its files.
+    fn finish_running(&mut self, d: &Deployment, mut server: Running) -> Result<(), BenchError> {
         server.stop();
         let log = std::fs::metadata(d.log_file()).map_or(0, |m| m.len());
         let db = crate::deployment::database_bytes(&d.database());
@@ -338,6 +343,7 @@ impl Bench {
             .collect()
     }
 
+    /// Introspection over HTTP/1.1, then over HTTP/2 (h2c, same connections) on the same server.
     fn introspect(&mut self) -> Result<(), BenchError> {
         let (d, tokens, _) = self.populated(false)?;
         self.header(
@@ -345,17 +351,26 @@ impl Bench {
             &format!("opaque, as the super admin, random among {} active tokens", tokens.len()),
         );
         let server = d.start(&self.server)?;
-        let conns = (0..self.connections)
-            .map(|c| {
-                Box::new(Introspect {
-                    auth: super_admin(),
-                    live: tokens.len(),
-                    tokens: tokens.clone(),
-                    rng: Rng::new(c as u64 + 1),
-                }) as Box<dyn Conn>
-            })
-            .collect();
-        self.finish("introspect", &d, server, conns)
+        let conns = |seed: u64| -> Conns {
+            (0..self.connections)
+                .map(|c| {
+                    Box::new(Introspect {
+                        auth: super_admin(),
+                        live: tokens.len(),
+                        tokens: tokens.clone(),
+                        rng: Rng::new(seed + c as u64),
+                    }) as Box<dyn Conn>
+                })
+                .collect()
+        };
+        let (http1, http2) = (conns(1), conns(1_000_001));
+        self.measure("introspect", &server, http1)?;
+        self.header("introspect-h2", "the same over cleartext HTTP/2 (prior knowledge), one stream per connection");
+        self.plan.http2 = true;
+        let measured = self.measure("introspect-h2", &server, http2);
+        self.plan.http2 = false;
+        measured?;
+        self.finish_running(&d, server)
     }
 
     fn revoke(&mut self) -> Result<(), BenchError> {

@@ -68,10 +68,18 @@ async fn a_full_disk_gives_503_keeps_introspection_and_recovers_by_itself() {
     }
     eprintln!("disk full: {refused} of 20 writes refused");
     assert!(refused > 0, "a full disk must refuse some writes");
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    let status = ready.status();
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+    assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK, "still alive");
     assert_eq!(app.introspect(&before.access_token).await["active"], true, "reads keep working");
 
     std::fs::remove_file(filler).unwrap();
     let after = app.token_client_credentials(&client, "after").await;
+    let ready = app.http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "ready again once the disk has room");
     assert_eq!(app.introspect(&after.access_token).await["active"], true);
     assert!(app.terminate().await.success());
 

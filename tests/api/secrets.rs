@@ -40,9 +40,21 @@ fn assert_nowhere(app: &TestApp, secrets: &[(String, String)]) {
 
 #[tokio::test]
 async fn no_token_secret_or_password_is_stored_or_logged_in_plaintext() {
+    secrets_stay_out_of_the_data_folder_and_the_logs("text").await;
+}
+
+#[tokio::test]
+async fn no_token_secret_or_password_is_logged_in_plaintext_in_json_logs() {
+    secrets_stay_out_of_the_data_folder_and_the_logs("json").await;
+}
+
+/// The whole scenario with every request logged (debug level) in the given format.
+async fn secrets_stay_out_of_the_data_folder_and_the_logs(log_format: &'static str) {
     let admin_password = unique_secret("admin-password");
     let mut app = spawn_app(ConfigOverrides {
         admin_password: admin_password.clone(),
+        log_format,
+        rust_log: Some("info,token_ledger=debug"),
         ..ConfigOverrides::renewal_off()
     })
     .await;
@@ -89,6 +101,14 @@ async fn no_token_secret_or_password_is_stored_or_logged_in_plaintext() {
     }
 
     assert_nowhere(&app, &secrets);
+    let logs = String::from_utf8_lossy(&app.logs()).into_owned();
+    assert!(logs.contains("request"), "the request lines were logged, so the scan covered them");
+    if log_format == "json" {
+        let server_lines = logs.lines().filter(|l| l.starts_with('{'));
+        for line in server_lines {
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+    }
     let status = app.terminate().await;
     assert!(status.success(), "{status}");
     assert_nowhere(&app, &secrets);

@@ -24,6 +24,8 @@ pub struct ConfigOverrides {
     pub log_format: &'static str,
     /// `[monitoring] port`: `Some(0)` for a separate metrics listener on a free port.
     pub monitoring_port: Option<u16>,
+    /// `RUST_LOG` for the server process (`None`: inherited).
+    pub rust_log: Option<&'static str>,
 }
 
 impl Default for ConfigOverrides {
@@ -42,6 +44,7 @@ impl Default for ConfigOverrides {
             access_token_type: "opaque",
             log_format: "text",
             monitoring_port: None,
+            rust_log: None,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Deployment {
     logs: Arc<Mutex<Vec<u8>>>,
     /// The separate metrics listener's URL, when the server printed one.
     metrics_url: Arc<Mutex<Option<String>>>,
+    /// `RUST_LOG` for the server process.
+    rust_log: Option<&'static str>,
 }
 
 /// What a CLI run left behind.
@@ -47,6 +49,7 @@ impl Deployment {
             admin_password: config.admin_password.clone(),
             logs: Arc::new(Mutex::new(Vec::new())),
             metrics_url: Arc::default(),
+            rust_log: config.rust_log,
         };
         deployment.write_config(&config.to_toml());
         deployment
@@ -147,7 +150,11 @@ impl Deployment {
     /// Starts `token-ledger serve` on this folder and waits for its listening line.
     /// Returns the process and the base URL it printed.
     pub(super) async fn start_server(&self) -> (Child, String) {
-        let mut child = Command::new(BINARY)
+        let mut command = Command::new(BINARY);
+        if let Some(filter) = self.rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())

@@ -43,7 +43,7 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
-    r#type: String,
+    event_type: String,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -101,20 +101,48 @@ impl Metrics {
             registry: Registry::default(),
         };
         let r = &mut registry;
-        r.register("http_requests", "HTTP requests answered, by route template, method and status", m.requests.clone());
-        r.register("http_request_duration_seconds", "Time to answer a request, by route template", m.latency.clone());
+        r.register(
+            "http_requests",
+            "HTTP requests answered, by route template, method and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "http_request_duration_seconds",
+            "Time to answer a request, by route template",
+            m.latency.clone(),
+        );
         r.register(
             "token_outcomes",
             "Token endpoint outcomes by grant: issued, returned, renewed, refreshed, replaced, revoked (from the log), refused (error answers)",
             m.outcomes.clone(),
         );
-        r.register("events_appended", "Events appended to the log since this server started (the CLI's included), by type", m.events.clone());
-        r.register("writer_batch_size", "Commands committed per writer transaction (group commit)", m.batch_size.clone());
-        r.register("writer_commit_seconds", "Time the writer took to run and commit one batch", m.commit_seconds.clone());
+        r.register(
+            "events_appended",
+            "Events appended to the log since this server started (the CLI's included), by type",
+            m.events.clone(),
+        );
+        r.register(
+            "writer_batch_size",
+            "Commands committed per writer transaction (group commit)",
+            m.batch_size.clone(),
+        );
+        r.register(
+            "writer_commit_seconds",
+            "Time the writer took to run and commit one batch",
+            m.commit_seconds.clone(),
+        );
         r.register("writer_queue_depth", "Commands waiting for the writer", m.queue_depth.clone());
-        r.register("writer_failed_batches", "Batches the database refused to commit (disk full, read-only)", m.write_failures.clone());
+        r.register(
+            "writer_failed_batches",
+            "Batches the database refused to commit (disk full, read-only)",
+            m.write_failures.clone(),
+        );
         r.register("active_tokens", "Access tokens in the active-token view", m.active_tokens.clone());
-        r.register("lockouts_active", "Brute-force keys (client, user, address) locked right now", m.lockouts_active.clone());
+        r.register(
+            "lockouts_active",
+            "Brute-force keys (client, user, address) locked right now",
+            m.lockouts_active.clone(),
+        );
         r.register("log_position", "The position of the last event counted", m.log_position.clone());
         m.log_position.set(log_head);
         Self { registry, ..m }
@@ -152,7 +180,7 @@ impl Metrics {
                 (row.get(0)?, row.get(1)?, row.get(2)?);
             let (count, last): (u64, i64) = (row.get(3)?, row.get(4)?);
             head = head.max(last);
-            self.events.get_or_create(&EventLabels { r#type: event_type.clone() }).inc_by(count);
+            self.events.get_or_create(&EventLabels { event_type: event_type.clone() }).inc_by(count);
             if let Some(outcome) = outcome_of(&event_type, reason.as_deref()) {
                 let grant = grant_label(grant.as_deref().unwrap_or("none")).to_owned();
                 self.outcomes.get_or_create(&OutcomeLabels { grant, outcome }).inc_by(count);
@@ -230,9 +258,17 @@ mod tests {
         m.token_refused("x\"} 1\nevil");
         m.observe_request("/oauth2/token", "POST", 400, Duration::from_millis(2));
         let text = m.render(3, 1);
-        assert!(text.contains("ledger_token_outcomes_total{grant=\"other\",outcome=\"refused\"} 1"), "{text}");
+        assert!(
+            text.contains("ledger_token_outcomes_total{grant=\"other\",outcome=\"refused\"} 1"),
+            "{text}"
+        );
         assert!(!text.contains("evil"), "{text}");
-        assert!(text.contains("ledger_http_requests_total{route=\"/oauth2/token\",method=\"POST\",status=\"400\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "ledger_http_requests_total{route=\"/oauth2/token\",method=\"POST\",status=\"400\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("ledger_active_tokens 3"), "{text}");
     }
 

@@ -323,7 +323,8 @@ impl Sender {
         if !http2 {
             return Ok(Self::H1(connect(addr).await?));
         }
-        let stream = TcpStream::connect(addr).await.map_err(|source| BenchError::io("cannot connect", source))?;
+        let stream =
+            TcpStream::connect(addr).await.map_err(|source| BenchError::io("cannot connect", source))?;
         stream.set_nodelay(true).map_err(|source| BenchError::io("cannot set TCP_NODELAY", source))?;
         let (sender, connection) =
             http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.map_err(BenchError::Http)?;

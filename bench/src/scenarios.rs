@@ -365,7 +365,10 @@ impl Bench {
         };
         let (http1, http2) = (conns(1), conns(1_000_001));
         self.measure("introspect", &server, http1)?;
-        self.header("introspect-h2", "the same over cleartext HTTP/2 (prior knowledge), one stream per connection");
+        self.header(
+            "introspect-h2",
+            "the same over cleartext HTTP/2 (prior knowledge), one stream per connection",
+        );
         self.plan.http2 = true;
         let measured = self.measure("introspect-h2", &server, http2);
         self.plan.http2 = false;

@@ -64,8 +64,7 @@ impl Application {
             now,
         )?);
         let mut generators = Generators::opaque();
-        generators
-            .register(JWT, Arc::new(JwtGenerator::new(keys.clone(), crate::config::issuer(&base_url))));
+        generators.register(JWT, Arc::new(JwtGenerator::new(keys.clone(), crate::config::issuer(&base_url))));
         customize(&mut generators);
         generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 

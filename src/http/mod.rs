@@ -96,9 +96,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Readiness, the API contract, and `/metrics` when it is served on the main port.
 fn operations(state: &AppState) -> Router<AppState> {
-    let routes = Router::new()
-        .route("/health/ready", get(ops::ready))
-        .route("/openapi.json", get(ops::openapi));
+    let routes =
+        Router::new().route("/health/ready", get(ops::ready)).route("/openapi.json", get(ops::openapi));
     let monitoring = &state.settings.monitoring;
     if monitoring.enabled && monitoring.port.is_none() {
         routes.route("/metrics", get(ops::metrics_as_admin))
@@ -148,15 +147,14 @@ async fn context(State(app): State<AppState>, mut req: Request, next: Next) -> R
 
 /// A method as a metric label: the standard ones, or `other` (never free text).
 fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method as M;
-    match *method {
-        M::GET => "GET",
-        M::POST => "POST",
-        M::DELETE => "DELETE",
-        M::PUT => "PUT",
-        M::HEAD => "HEAD",
-        M::OPTIONS => "OPTIONS",
-        M::PATCH => "PATCH",
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "PUT" => "PUT",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
         _ => "other",
     }
 }

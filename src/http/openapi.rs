@@ -163,14 +163,18 @@ mod tests {
     fn the_committed_openapi_json_is_what_the_code_generates() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(committed == super::json(), "openapi.json is stale: run `cargo run -- openapi > openapi.json`");
+        assert!(
+            committed == super::json(),
+            "openapi.json is stale: run `cargo run -- openapi > openapi.json`"
+        );
     }
 
     #[test]
     fn every_error_answer_has_the_rfc_6749_shape() {
         let doc: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
         let error = &doc["components"]["schemas"]["OAuthError"];
-        let mut required: Vec<&str> = error["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        let mut required: Vec<&str> =
+            error["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
         required.sort();
         assert_eq!(required, ["error", "error_description"]);
         for (path, item) in doc["paths"].as_object().unwrap() {

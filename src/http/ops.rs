@@ -26,7 +26,9 @@ enum NotReady {
 impl std::fmt::Display for NotReady {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::LastWriteFailed => write!(f, "the last write to the database failed (disk full or read-only?)"),
+            Self::LastWriteFailed => {
+                write!(f, "the last write to the database failed (disk full or read-only?)")
+            }
             Self::NotWritable(e) => write!(f, "the data folder cannot be written: {e}"),
             Self::ViewsBehind { views, log } => {
                 write!(f, "the views are at position {views}, behind the log at {log}")
@@ -69,7 +71,8 @@ async fn readiness(app: &AppState) -> Result<i64, NotReady> {
         .readers
         .with(|conn| {
             let views = crate::store::projection::checkpoint(conn)?;
-            let log: i64 = conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))?;
+            let log: i64 =
+                conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))?;
             Ok((views, log))
         })
         .await

@@ -20,7 +20,10 @@ async fn schemathesis_finds_no_5xx_and_no_answer_outside_the_contract() {
         .arg("run")
         .arg(app.url("/openapi.json"))
         .args(["--url", &app.base_url])
-        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
         .args(["--auth", &format!("{}:{}", client.id, client.secret)])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "40", "--max-time", "120", "--seed", "12", "--workers", "2"])
@@ -30,7 +33,8 @@ async fn schemathesis_finds_no_5xx_and_no_answer_outside_the_contract() {
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("schemathesis finished").unwrap();
+    let output =
+        tokio::time::timeout(Duration::from_secs(240), run).await.expect("schemathesis finished").unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("{stdout}");

@@ -18,7 +18,8 @@ const SEED_INTROSPECT: &str = r#"curl -k -u admin:admin -H 'Content-Type: applic
 /// The curl commands of the README's fenced `sh` blocks, continuation lines joined, keyed by
 /// the endpoint path they call.
 fn readme_commands() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README.md");
     let mut commands = Vec::new();
     let mut in_sh = false;
     let mut current = String::new();
@@ -66,8 +67,13 @@ fn run(app: &TestApp, command: &str, vars: &[(&str, &str)]) -> Run {
         .expect("run bash");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let verbose = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "{command}\nexit {:?}\nstdout {stdout}\nstderr {verbose}", output.status);
-    let body = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {stdout:?}"));
+    assert!(
+        output.status.success(),
+        "{command}\nexit {:?}\nstdout {stdout}\nstderr {verbose}",
+        output.status
+    );
+    let body =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{command}: not JSON ({e}): {stdout:?}"));
     Run { body, verbose }
 }
 
@@ -86,7 +92,8 @@ async fn readme_walkthrough(renew: bool) -> (TestApp, Value, Value, Value) {
     let first = run(&app, &token, &vars);
     assert_http2(&first);
     let second = run(&app, &token, &vars);
-    let introspect = readme_command("/oauth2/introspect").replace("<access token from the 1st call>", "$FIRST");
+    let introspect =
+        readme_command("/oauth2/introspect").replace("<access token from the 1st call>", "$FIRST");
     let access = first.body["access_token"].as_str().expect("an access token").to_owned();
     let answer = run(&app, &introspect, &[("FIRST", access.as_str())]);
     (app, first.body, second.body, answer.body)

@@ -73,7 +73,11 @@ async fn a_full_disk_gives_503_keeps_introspection_and_recovers_by_itself() {
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["reason"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
-    assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK, "still alive");
+    assert_eq!(
+        app.http.get(app.url("/health")).send().await.unwrap().status(),
+        StatusCode::OK,
+        "still alive"
+    );
     assert_eq!(app.introspect(&before.access_token).await["active"], true, "reads keep working");
 
     std::fs::remove_file(filler).unwrap();

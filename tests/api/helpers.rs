@@ -14,7 +14,7 @@ use base64::Engine as _;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-pub use app::{assert_revoke_ok, http2_run, spawn_app, TestApp};
+pub use app::{assert_revoke_ok, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};
 pub use deployment::Deployment;
 pub use events::{count_of, revocation_reasons};

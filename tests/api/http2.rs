@@ -47,7 +47,8 @@ async fn tls_clients_that_offer_h2_get_the_whole_token_flow_over_http2() {
     assert_eq!(issued.version(), Version::HTTP_2);
     let issued = expect_json(issued, StatusCode::OK).await;
     let refresh = issued["refresh_token"].as_str().unwrap().to_owned();
-    let refreshed = token(vec![("grant_type", "refresh_token".into()), ("refresh_token", refresh)]).await.unwrap();
+    let refreshed =
+        token(vec![("grant_type", "refresh_token".into()), ("refresh_token", refresh)]).await.unwrap();
     let refreshed = expect_json(refreshed, StatusCode::OK).await;
     let introspect = |t: String| {
         http.post(app.url("/oauth2/introspect")).basic_auth(admin.0, admin.1).form(&[("token", t)]).send()
@@ -84,7 +85,9 @@ async fn an_oversized_body_over_http2_is_refused_with_413() {
 }
 
 /// A raw HTTP/2 connection with prior knowledge (cleartext) to the server.
-async fn h2_connect(app: &TestApp) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<Result<(), h2::Error>>) {
+async fn h2_connect(
+    app: &TestApp,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<Result<(), h2::Error>>) {
     let authority = app.base_url.trim_start_matches("http://").to_owned();
     let tcp = TcpStream::connect(&authority).await.expect("connect");
     let (send, connection) = h2::client::handshake(tcp).await.expect("HTTP/2 handshake");
@@ -99,7 +102,8 @@ fn post(app: &TestApp, path: &str) -> http::Request<()> {
 async fn the_server_bounds_concurrent_streams_per_connection() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
     let (mut send, _connection) = h2_connect(&app).await;
-    let (response, _) = send.send_request(http::Request::get(app.url("/health")).body(()).unwrap(), true).unwrap();
+    let (response, _) =
+        send.send_request(http::Request::get(app.url("/health")).body(()).unwrap(), true).unwrap();
     assert_eq!(response.await.unwrap().status(), 200);
     assert_eq!(send.current_max_send_streams(), 100, "SETTINGS_MAX_CONCURRENT_STREAMS");
 }

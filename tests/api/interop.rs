@@ -20,7 +20,10 @@ async fn oauth4webapi_discovers_the_issuer_and_validates_its_jwt_access_tokens()
         return;
     }
     if !Path::new(INTEROP).join("node_modules/oauth4webapi").is_dir() {
-        assert!(!in_ci(), "{test}: tests/interop/node_modules is missing under CI=true (.ci/run runs npm ci)");
+        assert!(
+            !in_ci(),
+            "{test}: tests/interop/node_modules is missing under CI=true (.ci/run runs npm ci)"
+        );
         eprintln!("SKIPPED {test}: run `npm ci --prefix tests/interop` first; nothing was checked");
         return;
     }
@@ -45,7 +48,8 @@ async fn oauth4webapi_discovers_the_issuer_and_validates_its_jwt_access_tokens()
         .env("LEDGER_PASSWORD", app.admin_password())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), run).await.expect("node finished").expect("run node");
+    let output =
+        tokio::time::timeout(Duration::from_secs(60), run).await.expect("node finished").expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "oauth4webapi failed:\n{stdout}\n{stderr}");
@@ -53,8 +57,20 @@ async fn oauth4webapi_discovers_the_issuer_and_validates_its_jwt_access_tokens()
     let names: Vec<&str> = steps.iter().filter_map(|s| s["step"].as_str()).collect();
     assert_eq!(
         names,
-        ["discovery", "client_credentials", "password", "refresh_token", "introspection", "revocation", "validateJwtAccessToken", "done"]
+        [
+            "discovery",
+            "client_credentials",
+            "password",
+            "refresh_token",
+            "introspection",
+            "revocation",
+            "validateJwtAccessToken",
+            "done"
+        ]
     );
     assert_eq!(steps[0]["issuer"], issuer.as_str());
-    assert!(steps[0]["url"].as_str().unwrap().ends_with("/.well-known/oauth-authorization-server/oauth2/token"));
+    assert!(steps[0]["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/.well-known/oauth-authorization-server/oauth2/token"));
 }

@@ -55,14 +55,17 @@ async fn metrics_on_the_main_port_are_for_the_super_admin_and_count_what_happene
     assert_eq!(again.access_token, first.access_token);
     app.password_grant(&client, ADMIN_USER, "wrong-password", "openid").await;
     app.introspect(&first.access_token).await;
-    let dcr_read = app.http.get(app.dcr_url(Some(&client.id))).basic_auth(ADMIN_USER, Some("admin")).send().await;
+    let dcr_read =
+        app.http.get(app.dcr_url(Some(&client.id))).basic_auth(ADMIN_USER, Some("admin")).send().await;
     assert_eq!(dcr_read.unwrap().status(), StatusCode::OK);
 
     let anonymous = app.http.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let response = app.http.get(app.url("/metrics")).basic_auth(ADMIN_USER, Some("admin")).send().await.unwrap();
+    let response =
+        app.http.get(app.url("/metrics")).basic_auth(ADMIN_USER, Some("admin")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(crate::helpers::header(response.headers(), "content-type").starts_with("application/openmetrics-text"));
+    assert!(crate::helpers::header(response.headers(), "content-type")
+        .starts_with("application/openmetrics-text"));
     let text = response.text().await.unwrap();
 
     let outcome = |grant: &str, outcome: &str| {
@@ -71,8 +74,8 @@ async fn metrics_on_the_main_port_are_for_the_super_admin_and_count_what_happene
     assert_eq!(outcome("password", "issued"), 1.0);
     assert_eq!(outcome("password", "returned"), 1.0);
     assert_eq!(outcome("password", "refused"), 1.0);
-    assert_eq!(value(&text, "ledger_events_appended_total{type=\"ClientRegistered\"}"), 1.0);
-    assert_eq!(value(&text, "ledger_events_appended_total{type=\"AuthenticationFailed\"}"), 1.0);
+    assert_eq!(value(&text, "ledger_events_appended_total{event_type=\"ClientRegistered\"}"), 1.0);
+    assert_eq!(value(&text, "ledger_events_appended_total{event_type=\"AuthenticationFailed\"}"), 1.0);
     assert_eq!(value(&text, "ledger_active_tokens "), 1.0);
     assert_eq!(value(&text, "ledger_writer_queue_depth "), 0.0);
     assert!(value(&text, "ledger_writer_batch_size_count ") >= 3.0, "{text}");
@@ -84,7 +87,7 @@ async fn metrics_on_the_main_port_are_for_the_super_admin_and_count_what_happene
     // Route templates, never raw paths; no secret anywhere.
     assert!(text.contains("route=\"/api/identity/oauth2/dcr/v1.1/register/{client_id}\""), "{text}");
     for secret in [&client.id, &client.secret, &first.access_token, first.refresh()] {
-        assert!(!text.contains(secret.as_str()), "{secret} in the metrics");
+        assert!(!text.contains(secret), "{secret} in the metrics");
     }
 }
 
@@ -104,9 +107,13 @@ async fn metrics_on_their_own_listener_need_no_credentials_and_leave_the_main_po
 
 /// The `request_id` column of the events a request appended.
 fn request_ids(app: &TestApp, event_type: &str) -> Vec<String> {
-    let db = rusqlite::Connection::open_with_flags(app.database_path(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
-    let mut statement = db.prepare("SELECT request_id FROM events WHERE event_type = ?1 ORDER BY position").unwrap();
+    let db = rusqlite::Connection::open_with_flags(
+        app.database_path(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let mut statement =
+        db.prepare("SELECT request_id FROM events WHERE event_type = ?1 ORDER BY position").unwrap();
     statement.query_map([event_type], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
 }
 
@@ -156,7 +163,8 @@ async fn json_logs_are_one_object_per_line_with_the_request_fields() {
         ..ConfigOverrides::renewal_off()
     })
     .await;
-    let response = app.http.get(app.url("/health")).header("X-Request-ID", "json-log-probe").send().await.unwrap();
+    let response =
+        app.http.get(app.url("/health")).header("X-Request-ID", "json-log-probe").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     app.http.get(app.url("/no/such/path?secret=x")).send().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -140,7 +140,11 @@ fn a_token_value_that_begins_with_a_hyphen_is_a_value_in_both_flag_forms() {
     let joined = ledger_replay(&["audit", "--db", &db, &format!("--token={value}")]).expect(0);
     let by_digest = ledger_replay(&["audit", "--db", &db, "--digest", &digest]).expect(0);
     let body = |run: &crate::helpers::Run| run.stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
-    assert!(separate.stdout.contains(&digest[..16]), "the report names the value's digest: {}", separate.stdout);
+    assert!(
+        separate.stdout.contains(&digest[..16]),
+        "the report names the value's digest: {}",
+        separate.stdout
+    );
     assert_eq!(body(&separate), body(&by_digest));
     assert_eq!(body(&joined), body(&by_digest));
     assert!(!separate.stdout.contains(value), "the value itself is never printed");

@@ -35,10 +35,10 @@ impl Deployment {
 
 /// Set to `1` to run the suite's requests over HTTP/2 (h2c prior knowledge on plain HTTP, ALPN
 /// `h2` over TLS); otherwise HTTP/1.1. CI runs the suite both ways.
-pub const HTTP2_ENV: &str = "TOKEN_LEDGER_TEST_HTTP2";
+const HTTP2_ENV: &str = "TOKEN_LEDGER_TEST_HTTP2";
 
 /// Whether this run speaks HTTP/2 to the server.
-pub fn http2_run() -> bool {
+fn http2_run() -> bool {
     std::env::var(HTTP2_ENV).is_ok_and(|v| v == "1")
 }
 

@@ -109,7 +109,8 @@ allow_refresh_tokens = {cc_rt}
             rt = duration_literal(self.refresh_token_validity),
             cc_rt = self.client_credentials_refresh_tokens,
             log_format = self.log_format,
-            monitoring = self.monitoring_port.map_or(String::new(), |p| format!("\n[monitoring]\nport = {p}\n")),
+            monitoring =
+                self.monitoring_port.map_or(String::new(), |p| format!("\n[monitoring]\nport = {p}\n")),
         )
     }
 }

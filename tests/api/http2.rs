@@ -108,29 +108,41 @@ async fn the_server_bounds_concurrent_streams_per_connection() {
     assert_eq!(send.current_max_send_streams(), 100, "SETTINGS_MAX_CONCURRENT_STREAMS");
 }
 
+/// Opens `count` streams on one connection, each cancelled at once when `reset`; returns the
+/// connection task's end, if the server ended the connection within 10 s of the last stream.
+async fn flood(app: &TestApp, count: usize, reset: bool) -> Option<Result<(), h2::Error>> {
+    let (mut send, connection) = h2_connect(app).await;
+    for _ in 0..count {
+        let Ok(ready) = send.clone().ready().await else { break };
+        send = ready;
+        let Ok((response, mut stream)) = send.send_request(post(app, "/oauth2/introspect"), !reset) else {
+            break;
+        };
+        if reset {
+            stream.send_reset(h2::Reason::CANCEL);
+        } else {
+            let _ = response.await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .ok()
+        .map(|joined| joined.expect("the task"))
+}
+
 #[tokio::test]
 async fn a_rapid_reset_flood_gets_the_connection_closed() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
-    let (mut send, connection) = h2_connect(&app).await;
+    // Control: the same number of ordinary requests keeps the connection open.
+    assert!(flood(&app, 500, false).await.is_none(), "500 ordinary streams must not close the connection");
+
     // CVE-2023-44487: open streams and cancel them at once, as fast as the client can.
-    let mut opened = 0;
-    for _ in 0..2_000 {
-        let Ok(ready) = send.clone().ready().await else { break };
-        send = ready;
-        let Ok((_response, mut stream)) = send.send_request(post(&app, "/oauth2/introspect"), false) else {
-            break;
-        };
-        stream.send_reset(h2::Reason::CANCEL);
-        opened += 1;
-    }
-    let ended = tokio::time::timeout(Duration::from_secs(10), connection)
-        .await
-        .expect("the server closes a rapid-reset connection")
-        .expect("the connection task");
-    let error = ended.expect_err("the connection ends with an error (GOAWAY)");
-    assert!(error.is_go_away(), "{error:?} after {opened} streams");
-    assert_eq!(error.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{error:?}");
-    assert!(opened < 2_000, "the server cut the flood short ({opened} streams)");
+    let ended = flood(&app, 500, true).await.expect("the server closes a rapid-reset connection");
+
+    let error = ended.expect_err("the connection ends with an error");
+    let calm = error.is_go_away() && error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM);
+    // The client may still be writing when the server closes: then it sees the closed socket.
+    assert!(calm || error.is_io(), "{error:?}");
     // The service itself is unaffected.
     assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
 }

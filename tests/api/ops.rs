@@ -83,7 +83,7 @@ async fn metrics_on_the_main_port_are_for_the_super_admin_and_count_what_happene
     assert!(line(&text, "ledger_lockouts_active ").is_some(), "{text}");
     let token_200 = "ledger_http_requests_total{route=\"/oauth2/token\",method=\"POST\",status=\"200\"}";
     assert_eq!(value(&text, token_200), 2.0);
-    assert!(line(&text, "ledger_http_request_duration_seconds_bucket{route=\"/oauth2/introspect\"").is_some());
+    assert!(line(&text, "ledger_http_request_duration_seconds_count{route=\"/oauth2/introspect\"}").is_some());
     // Route templates, never raw paths; no secret anywhere.
     assert!(text.contains("route=\"/api/identity/oauth2/dcr/v1.1/register/{client_id}\""), "{text}");
     for secret in [&client.id, &client.secret, &first.access_token, first.refresh()] {
@@ -96,11 +96,16 @@ async fn metrics_on_their_own_listener_need_no_credentials_and_leave_the_main_po
     let app = spawn_app(ConfigOverrides { monitoring_port: Some(0), ..ConfigOverrides::renewal_off() }).await;
     let url = app.metrics_url().expect("the server printed `metrics on URL`");
     assert_ne!(url, app.url("/metrics"));
+    assert_eq!(app.http.get(app.url("/health")).send().await.unwrap().status(), StatusCode::OK);
 
     let response = app.http.get(&url).send().await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await.unwrap().contains("ledger_http_requests"));
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("ledger_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 1"),
+        "{text}"
+    );
     let main = app.http.get(app.url("/metrics")).basic_auth(ADMIN_USER, Some("admin")).send().await.unwrap();
     assert_eq!(main.status(), StatusCode::NOT_FOUND);
 }

@@ -198,6 +198,7 @@ fn password_check_limit() -> usize {
 /// Runs the service until SIGINT or SIGTERM. Prints `listening on URL` on stdout once ready.
 pub async fn serve(settings: Settings) -> Result<(), StartError> {
     let app = Application::build(settings, |_| {}).await?;
+    let stop = signal();
     let mut out = std::io::stdout().lock();
     if let Some(url) = app.metrics_url() {
         let _ = writeln!(out, "metrics on {url}");
@@ -205,25 +206,34 @@ pub async fn serve(settings: Settings) -> Result<(), StartError> {
     let _ = writeln!(out, "listening on {}", app.url());
     let _ = out.flush();
     drop(out);
-    app.run_until_stopped(signal()).await
+    app.run_until_stopped(stop).await
 }
 
-/// SIGINT or SIGTERM.
-pub async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM. The handlers are registered when this is called, not when the future is
+/// first polled, so a signal that arrives just after `listening on` is printed is not lost (it
+/// would otherwise kill the process with the default action).
+pub fn signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let (term, int) = (signal(SignalKind::terminate()).ok(), signal(SignalKind::interrupt()).ok());
+        async fn received(s: Option<Signal>) {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        async move {
+            tokio::select! {
+                _ = received(term) => {},
+                _ = received(int) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

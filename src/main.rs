@@ -137,8 +137,9 @@ fn run(command: Top) -> Result<(), CliError> {
             Ok(())
         }
         Top::Configtest(c) => {
-            Settings::load(&c.config)?;
-            println!("{}: configuration is valid", c.config.display());
+            let settings = Settings::load(&c.config)?;
+            let database = app::check_database(&settings)?;
+            println!("{}: configuration is valid; {database}", c.config.display());
             Ok(())
         }
         Top::Client { command: ClientCommand::Register { name, grant_types, access_token_type, config } } => {

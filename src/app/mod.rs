@@ -8,14 +8,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use setup::{ensure_super_admin, open_ledger, ServerLock, StartError};
+pub use setup::{
+    check_database, database_name, ensure_super_admin, open_ledger, open_readers, pg_options, ServerLock,
+    StartError,
+};
 
-use crate::config::Settings;
+use crate::config::{DatabaseKind, Settings};
 use crate::http::{router, AppState};
+use crate::store::follow::{Follower, ReadBarrier};
 use crate::store::memory::MemoryView;
-use crate::store::readers::Readers;
+use crate::store::reads::Readers;
 use crate::store::writer::{Writer, WriterThread};
-use crate::store::{spawn_checkpointer, StoreError};
+use crate::store::StoreError;
 use crate::tls;
 use crate::tokens::jwt::JwtGenerator;
 use crate::tokens::keys::KeyStore;
@@ -28,7 +32,7 @@ pub struct Application {
     tls: Option<axum_server::tls_rustls::RustlsConfig>,
     state: AppState,
     writer_thread: WriterThread,
-    _lock: ServerLock,
+    _lock: Option<ServerLock>,
 }
 
 impl Application {
@@ -42,7 +46,11 @@ impl Application {
         // Several rustls providers may be compiled in; this service uses ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
-        let lock = ServerLock::acquire(&settings.database.path)?;
+        // One server per SQLite file; on PostgreSQL several nodes share the database.
+        let lock = match settings.database.kind {
+            DatabaseKind::Sqlite => Some(ServerLock::acquire(&settings.database.path)?),
+            DatabaseKind::Postgres => None,
+        };
         let server = &settings.server;
         let addr = SocketAddr::new(server.bind_address, server.port);
         let listener = std::net::TcpListener::bind(addr)
@@ -65,13 +73,23 @@ impl Application {
         customize(&mut generators);
         generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 
-        let mut ledger = open_ledger(&settings, generators.clone())?;
+        let mut ledger = setup::open_ledger_for(&settings, generators.clone(), true)?;
         ensure_super_admin(&mut ledger, &settings)?;
-        let memory = Arc::new(MemoryView::load(ledger.connection())?);
-        tracing::info!(active_tokens = memory.token_count(), "loaded the active-token view");
-        let ledger = ledger.with_memory(memory.clone());
-        ledger.connection().pragma_update(None, "wal_autocheckpoint", 0).map_err(StoreError::from)?;
-        spawn_checkpointer(&settings.database.path, Duration::from_millis(250)).map_err(StartError::Serve)?;
+        let reads = open_readers(&settings)?;
+        let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
+        let memory = Arc::new(MemoryView::load(position, rows));
+        tracing::info!(active_tokens = memory.token_count(), position, "loaded the active-token view");
+        let mut ledger = ledger.with_memory(memory.clone());
+        let barrier = match settings.database.kind {
+            DatabaseKind::Sqlite => None,
+            DatabaseKind::Postgres => {
+                // Other nodes append too: follow the log, and prove freshness before `active`.
+                let follower = Arc::new(Follower::new(memory.clone(), reads.clone()));
+                follower.spawn_poller(FOLLOW_EVERY).map_err(StartError::Serve)?;
+                ledger = ledger.with_follower(follower.clone());
+                Some(Arc::new(ReadBarrier::new(follower)))
+            }
+        };
         if settings.super_admin.is_default() {
             tracing::warn!(
                 "the super admin has the default password: change [super_admin] in deployment.toml"
@@ -81,7 +99,8 @@ impl Application {
         let (writer, writer_thread) = Writer::spawn(ledger).map_err(StartError::Serve)?;
         let state = AppState {
             writer,
-            readers: Readers::new(settings.database.path.clone()),
+            readers: Readers::new(reads),
+            barrier,
             base_url,
             settings,
             generators: Arc::new(generators),
@@ -139,6 +158,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// How often a node on a shared log polls it for other nodes' events.
+const FOLLOW_EVERY: Duration = Duration::from_millis(5);
 
 /// One argon2id verification per core at a time: more only queue for the same cores while
 /// holding 19 MiB each.

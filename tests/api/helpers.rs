@@ -6,6 +6,7 @@ mod config;
 mod deployment;
 mod events;
 mod oauth;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 

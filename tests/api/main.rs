@@ -16,6 +16,8 @@ mod introspect;
 mod jwt;
 mod lockout;
 mod metadata;
+mod multinode;
+mod postgres;
 mod refresh;
 mod restart;
 mod revoke;

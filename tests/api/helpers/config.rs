@@ -20,6 +20,10 @@ pub struct ConfigOverrides {
     pub https: bool,
     /// `[oauth.token_generation] access_token_type`: "opaque" or "jwt".
     pub access_token_type: &'static str,
+    /// `[database] type = "postgres"` with this connection string; `None` for SQLite.
+    pub postgres_url: Option<String>,
+    /// `[database] key_dir`: the keys' folder, shared by the nodes of one PostgreSQL database.
+    pub key_dir: Option<String>,
 }
 
 impl Default for ConfigOverrides {
@@ -36,6 +40,8 @@ impl Default for ConfigOverrides {
             admin_password: "admin".to_string(),
             https: false,
             access_token_type: "opaque",
+            postgres_url: None,
+            key_dir: None,
         }
     }
 }
@@ -64,6 +70,7 @@ enabled = {https}
 
 [database]
 path = "{DATA_DIR}/ledger.db"
+{postgres}
 
 [super_admin]
 username = "{ADMIN_USER}"
@@ -98,7 +105,21 @@ allow_refresh_tokens = {cc_rt}
             app_at = duration_literal(self.app_access_token_validity),
             rt = duration_literal(self.refresh_token_validity),
             cc_rt = self.client_credentials_refresh_tokens,
+            postgres = self.postgres_section(),
         )
+    }
+}
+
+impl ConfigOverrides {
+    fn postgres_section(&self) -> String {
+        let mut lines = String::new();
+        if let Some(url) = &self.postgres_url {
+            lines.push_str(&format!("type = \"postgres\"\nurl = \"{url}\"\npool_size = 4\n"));
+        }
+        if let Some(dir) = &self.key_dir {
+            lines.push_str(&format!("key_dir = \"{dir}\"\n"));
+        }
+        lines
     }
 }
 

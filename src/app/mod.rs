@@ -18,6 +18,7 @@ use crate::http::{router, AppState};
 use crate::store::follow::{Follower, ReadBarrier};
 use crate::store::memory::MemoryView;
 use crate::store::reads::Readers;
+use crate::store::ledger::Ledger;
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::StoreError;
 use crate::tls;
@@ -73,23 +74,11 @@ impl Application {
         customize(&mut generators);
         generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 
-        let mut ledger = setup::open_ledger_for(&settings, generators.clone(), true)?;
-        ensure_super_admin(&mut ledger, &settings)?;
-        let reads = open_readers(&settings)?;
-        let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
-        let memory = Arc::new(MemoryView::load(position, rows));
-        tracing::info!(active_tokens = memory.token_count(), position, "loaded the active-token view");
-        let mut ledger = ledger.with_memory(memory.clone());
-        let barrier = match settings.database.kind {
-            DatabaseKind::Sqlite => None,
-            DatabaseKind::Postgres => {
-                // Other nodes append too: follow the log, and prove freshness before `active`.
-                let follower = Arc::new(Follower::new(memory.clone(), reads.clone()));
-                follower.spawn_poller(FOLLOW_EVERY).map_err(StartError::Serve)?;
-                ledger = ledger.with_follower(follower.clone());
-                Some(Arc::new(ReadBarrier::new(follower)))
-            }
-        };
+        // Blocking database work (the PostgreSQL client runs a runtime of its own) on a plain
+        // thread, whatever runtime this is called from.
+        let opened = std::thread::scope(|s| s.spawn(|| open_store_side(&settings, generators.clone())).join());
+        let (ledger, reads, memory, barrier) =
+            opened.map_err(|_| StartError::Serve(std::io::Error::other("start-up panicked")))??;
         if settings.super_admin.is_default() {
             tracing::warn!(
                 "the super admin has the default password: change [super_admin] in deployment.toml"
@@ -99,7 +88,7 @@ impl Application {
         let (writer, writer_thread) = Writer::spawn(ledger).map_err(StartError::Serve)?;
         let state = AppState {
             writer,
-            readers: Readers::new(reads),
+            readers: reads,
             barrier,
             base_url,
             settings,
@@ -157,6 +146,32 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The ledger (views caught up, super admin ensured), the readers, the memory view loaded from
+/// them, and on a shared log the follower and introspection's read barrier.
+fn open_store_side(
+    settings: &Settings,
+    generators: Generators,
+) -> Result<(Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>), StartError> {
+    let mut ledger = setup::open_ledger_for(settings, generators, true)?;
+    ensure_super_admin(&mut ledger, settings)?;
+    let reads = open_readers(settings)?;
+    let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
+    let memory = Arc::new(MemoryView::load(position, rows));
+    tracing::info!(active_tokens = memory.token_count(), position, "loaded the active-token view");
+    let mut ledger = ledger.with_memory(memory.clone());
+    let barrier = match settings.database.kind {
+        DatabaseKind::Sqlite => None,
+        DatabaseKind::Postgres => {
+            // Other nodes append too: follow the log, and prove freshness before `active`.
+            let follower = Arc::new(Follower::new(memory.clone(), reads.clone()));
+            follower.spawn_poller(FOLLOW_EVERY).map_err(StartError::Serve)?;
+            ledger = ledger.with_follower(follower.clone());
+            Some(Arc::new(ReadBarrier::new(follower)))
+        }
+    };
+    Ok((ledger, Readers::new(reads), memory, barrier))
 }
 
 /// How often a node on a shared log polls it for other nodes' events.

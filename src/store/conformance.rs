@@ -294,14 +294,15 @@ fn the_log_refuses_update_and_delete(kind: Kind) {
 }
 
 fn an_unreachable_database_is_unavailable_not_an_internal_error(kind: Kind) {
-    let options = match kind {
-        Kind::Sqlite => return,
+    let reads: Box<dyn ReadStore> = match kind {
+        Kind::Sqlite => Box::new(SqliteReads::new("/nonexistent-folder/ledger.db".into())),
         Kind::Postgres => {
-            PgOptions::parse("host=/nonexistent-socket-dir port=1 user=x dbname=x", None, 1).unwrap()
+            let url = "host=/nonexistent-socket-folder port=1 user=x dbname=x";
+            Box::new(PgReads::new(PgOptions::parse(url, None, 1).unwrap()))
         }
     };
-    let reads = PgReads::new(options);
     assert!(matches!(reads.head(), Err(BackendError::Unavailable(_))));
+    assert!(matches!(reads.client("c").map_err(StoreError::from), Err(StoreError::Unavailable(_))));
 }
 
 /// Every test above, run once per backend.

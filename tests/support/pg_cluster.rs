@@ -174,12 +174,19 @@ impl PgCluster {
         format!("postgres://{SUPERUSER}@{host}:{PORT}/{dbname}")
     }
 
-    /// Creates an empty database and returns its key=value connection string.
+    /// Creates an empty database and returns its key=value connection string. Runs on a thread
+    /// of its own: the blocking client may not run inside an async test's runtime.
     pub fn create_database(&self) -> String {
         let name = format!("t{}_{}", std::process::id(), DATABASES.fetch_add(1, Ordering::Relaxed));
-        let mut admin = postgres::Client::connect(&self.url("postgres"), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("cannot reach the test cluster: {e}"));
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create a test database");
+        let admin_url = self.url("postgres");
+        let statement = format!("CREATE DATABASE {name}");
+        std::thread::spawn(move || {
+            let mut admin = postgres::Client::connect(&admin_url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("cannot reach the test cluster: {e}"));
+            admin.batch_execute(&statement).expect("create a test database");
+        })
+        .join()
+        .expect("the database creation thread");
         self.url(&name)
     }
 

@@ -16,9 +16,9 @@ pub use setup::{
 use crate::config::{DatabaseKind, Settings};
 use crate::http::{router, AppState};
 use crate::store::follow::{Follower, ReadBarrier};
+use crate::store::ledger::Ledger;
 use crate::store::memory::MemoryView;
 use crate::store::reads::Readers;
-use crate::store::ledger::Ledger;
 use crate::store::writer::{Writer, WriterThread};
 use crate::store::StoreError;
 use crate::tls;
@@ -76,7 +76,8 @@ impl Application {
 
         // Blocking database work (the PostgreSQL client runs a runtime of its own) on a plain
         // thread, whatever runtime this is called from.
-        let opened = std::thread::scope(|s| s.spawn(|| open_store_side(&settings, generators.clone())).join());
+        let opened =
+            std::thread::scope(|s| s.spawn(|| open_store_side(&settings, generators.clone())).join());
         let (ledger, reads, memory, barrier) =
             opened.map_err(|_| StartError::Serve(std::io::Error::other("start-up panicked")))??;
         if settings.super_admin.is_default() {
@@ -148,12 +149,12 @@ impl Application {
     }
 }
 
+/// What `open_store_side` opens.
+type StoreSide = (Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>);
+
 /// The ledger (views caught up, super admin ensured), the readers, the memory view loaded from
 /// them, and on a shared log the follower and introspection's read barrier.
-fn open_store_side(
-    settings: &Settings,
-    generators: Generators,
-) -> Result<(Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>), StartError> {
+fn open_store_side(settings: &Settings, generators: Generators) -> Result<StoreSide, StartError> {
     let mut ledger = setup::open_ledger_for(settings, generators, true)?;
     ensure_super_admin(&mut ledger, settings)?;
     let reads = open_readers(settings)?;

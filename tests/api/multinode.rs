@@ -152,3 +152,57 @@ async fn a_revocation_reaches_every_node_through_the_same_log_position() {
     .await;
     assert_eq!(health[0]["position"], health[1]["position"], "one log, one checkpoint: {health:?}");
 }
+
+/// PostgreSQL stopped under load: writes answer 503 `server_error` with `Retry-After`,
+/// introspection 503 rather than a possibly stale `active`; once it is back every node recovers
+/// by itself and nothing acknowledged is lost.
+#[tokio::test]
+async fn postgres_stopped_and_started_under_load_answers_503_then_recovers_by_itself() {
+    let Some(cluster) = crate::helpers::postgres::pg_cluster::own_cluster() else { return };
+    let cluster = std::sync::Arc::new(cluster);
+    let url = {
+        let c = cluster.clone();
+        tokio::task::spawn_blocking(move || c.create_database()).await.expect("create the database")
+    };
+    let config = ConfigOverrides { postgres_url: Some(url), ..ConfigOverrides::renewal_off() };
+    let nodes = crate::helpers::postgres::spawn_nodes_on(2, config).await;
+    let client = nodes[0].register_client("outage").await;
+    let before = nodes[0].token_client_credentials(&client, "before").await;
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.stop_server()).await.expect("join").expect("stop PostgreSQL");
+    let writes = join_all((0..6).map(|i| node(&nodes, i).client_credentials_grant(&client, "during"))).await;
+    for response in writes {
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: serde_json::Value = response.json().await.expect("JSON error");
+        assert_eq!(body["error"], "server_error");
+    }
+    for n in &nodes {
+        let response = n
+            .http
+            .post(n.url("/oauth2/introspect"))
+            .basic_auth("admin", Some(n.admin_password()))
+            .form(&[("token", before.access_token.as_str())])
+            .send()
+            .await
+            .expect("POST /oauth2/introspect");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "an unprovable view must not answer");
+    }
+
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.start_server()).await.expect("join").expect("start PostgreSQL");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let after = loop {
+        let response = nodes[1].client_credentials_grant(&client, "after").await;
+        if response.status() == StatusCode::OK {
+            break Tokens::from_response(response).await;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no recovery within 20 s: {}", response.status());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    for n in &nodes {
+        assert!(n.is_active(&before.access_token).await, "the token acknowledged before the outage");
+        assert!(n.is_active(&after.access_token).await);
+    }
+}

@@ -31,6 +31,17 @@ const PORT: u16 = 5432;
 
 static CLUSTER: OnceLock<Result<PgCluster, String>> = OnceLock::new();
 static DATABASES: AtomicU32 = AtomicU32::new(0);
+static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+
+/// A cluster of the calling test's own, for tests that stop and start the database; `None` as
+/// for `cluster()`. Stopped and removed when dropped (or by its watchdog).
+pub fn own_cluster() -> Option<PgCluster> {
+    cluster()?;
+    match PgCluster::start() {
+        Ok(c) => Some(c),
+        Err(why) => panic!("a second PostgreSQL cluster did not start: {why}"),
+    }
+}
 
 /// The process's cluster, started on first use; `None` (after saying why) when PostgreSQL is
 /// missing and not required. Panics under `CI=true` when it cannot start.
@@ -70,7 +81,8 @@ fn is_root() -> bool {
 impl PgCluster {
     fn start() -> Result<Self, String> {
         let bin = server_bin()?;
-        let dir = std::env::temp_dir().join(format!("ledger-pg-{}", std::process::id()));
+        let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ledger-pg-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let run_as = is_root().then(|| "nobody".to_owned());
@@ -193,5 +205,12 @@ impl PgCluster {
     /// The folder of the socket, for tests that need it.
     pub fn socket_dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -19,6 +19,11 @@ pub fn on_postgres(base: ConfigOverrides) -> Option<ConfigOverrides> {
 /// the schema and the keys, in its data folder, which every node names as its `key_dir`).
 pub async fn spawn_nodes(count: usize, base: ConfigOverrides) -> Option<Vec<TestApp>> {
     let config = on_postgres(base)?;
+    Some(spawn_nodes_on(count, config).await)
+}
+
+/// `count` nodes on the database `config` names.
+pub async fn spawn_nodes_on(count: usize, config: ConfigOverrides) -> Vec<TestApp> {
     let first = Deployment::new(&config);
     let keys = first.data_dir().display().to_string();
     let config = ConfigOverrides { key_dir: Some(keys), ..config };
@@ -27,5 +32,5 @@ pub async fn spawn_nodes(count: usize, base: ConfigOverrides) -> Option<Vec<Test
     for _ in 1..count {
         nodes.push(Deployment::new(&config).start().await);
     }
-    Some(nodes)
+    nodes
 }

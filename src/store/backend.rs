@@ -70,6 +70,6 @@ pub trait ReadStore: Send + Sync {
     /// Up to `limit` events after `after`, in position order.
     fn read_after(&self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>>;
     /// Every row of the active-token view with the checkpoint they reflect, read in one
-    /// snapshot (loading the memory view).
+    /// snapshot (loading the memory view). The sealed values are left empty.
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)>;
 }

@@ -126,8 +126,12 @@ pub fn tokens_of_client(c: &mut Conn, client: &str) -> BResult<Vec<TokenRow>> {
         .collect()
 }
 
+/// Every active token without its sealed values (empty): the memory view never needs them.
 pub fn all_tokens(c: &mut Conn) -> BResult<Vec<TokenRow>> {
-    c.query(token_select!(""), &[])?.iter().map(token_row).collect()
+    let sql = "SELECT token_id, family_id, stream, client_id, username, scopes, grant_type,
+        access_digest, issued_at, expires_at, NULL::TEXT, refresh_digest, refresh_issued_at,
+        refresh_expires_at, ''::TEXT FROM active_tokens";
+    c.query(sql, &[])?.iter().map(token_row).collect()
 }
 
 pub fn rotated(c: &mut Conn, d: &[u8; 32]) -> BResult<Option<RotatedRow>> {

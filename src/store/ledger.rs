@@ -231,6 +231,9 @@ impl Ledger {
         let Some(memory) = &self.memory else {
             return;
         };
+        if end == start && changes.is_empty() {
+            return;
+        }
         match &self.follower {
             None => memory.apply(changes),
             Some(follower) => {

@@ -30,6 +30,10 @@ impl PgStore {
 
     fn conn(&mut self) -> BResult<&mut Conn> {
         if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            if self.locked_at.is_some() {
+                // A new connection would run the rest of the batch outside its transaction.
+                return Err(BackendError::Unavailable("the connection was lost inside a batch".into()));
+            }
             self.conn = Some(Conn::new(self.options.connect()?));
         }
         Ok(self.conn.as_mut().expect("just connected"))
@@ -81,8 +85,10 @@ impl WriteStore for PgStore {
     fn begin(&mut self) -> BResult<Tail> {
         // READ COMMITTED: every statement after the lock sees what the previous holder committed.
         self.simple("BEGIN ISOLATION LEVEL READ COMMITTED")?;
+        self.locked_at = Some(Instant::now());
         match self.with(rows::lock_head) {
             Ok(tail) => {
+                // The hold time counts from the lock granted, not from the wait for it.
                 self.locked_at = Some(Instant::now());
                 Ok(tail)
             }

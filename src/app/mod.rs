@@ -1,5 +1,6 @@
 //! Start-up: open the ledger, catch the views up, start the writer, bind, serve, shut down.
 
+mod migrate_store;
 mod setup;
 
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use migrate_store::{migrate_store, Migrated};
 pub use setup::{
     check_database, database_name, ensure_super_admin, open_ledger, open_readers, pg_options, ServerLock,
     StartError,

@@ -74,3 +74,31 @@ async fn a_token_answer_on_postgres_has_the_same_shape_as_on_sqlite() {
     let error = expect_json(missing, StatusCode::UNAUTHORIZED).await;
     assert_eq!(error["error"], "invalid_client");
 }
+
+/// A single-node SQLite deployment grows into several nodes: `migrate-store` copies its log into
+/// an empty PostgreSQL database, and a node there answers every token exactly as before.
+#[tokio::test]
+async fn migrate_store_copies_a_sqlite_log_into_postgres_and_nodes_answer_as_before() {
+    let Some(pg) = on_postgres(ConfigOverrides::renewal_off()) else { return };
+    let mut single = crate::helpers::spawn_app(ConfigOverrides::renewal_off()).await;
+    let client = single.register_client("grows").await;
+    let kept = single.token_client_credentials(&client, "kept").await;
+    let revoked = single.token_client_credentials(&client, "gone").await;
+    single.revoke_token(&client, &revoked.access_token).await;
+    single.terminate().await;
+
+    let url = pg.postgres_url.clone().expect("a PostgreSQL url");
+    let migrated = single.cli(&["migrate-store", "--to", &url]).await;
+    assert!(migrated.status.success(), "{}", migrated.stderr);
+    assert!(migrated.stdout.contains("chain verified"), "{}", migrated.stdout);
+    let again = single.cli(&["migrate-store", "--to", &url]).await;
+    assert!(!again.status.success(), "a non-empty target must be refused");
+    assert!(again.stderr.contains("empty database"), "{}", again.stderr);
+
+    let keys = single.data_dir().display().to_string();
+    let node = Deployment::new(&ConfigOverrides { key_dir: Some(keys), ..pg }).start().await;
+    assert_eq!(node.introspect(&revoked.access_token).await, inactive());
+    assert_eq!(node.introspect(&kept.access_token).await["active"], true);
+    let handed_back = node.token_client_credentials(&client, "kept").await;
+    assert_eq!(handed_back.access_token, kept.access_token, "the sealing key came along: the same token");
+}

@@ -138,16 +138,82 @@ impl Default for HttpsSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Which store holds the log: one SQLite file (the default) or a shared PostgreSQL database.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseKind {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+/// `[database]`. With `type = "postgres"`, `url` names the database (URL or `key=value` form)
+/// and `path`'s folder (or `key_dir`) is where the shared keys live.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSection {
+    #[serde(rename = "type")]
+    pub kind: DatabaseKind,
     pub path: PathBuf,
+    pub url: Option<String>,
+    /// Most idle reader connections to PostgreSQL.
+    pub pool_size: usize,
+    /// The PostgreSQL password, if neither the URL nor `PGPASSWORD` carries it.
+    pub password: Option<String>,
+    /// The folder holding the token sealing key and the JWT signing keys, shared by every node
+    /// (default: the folder of `path`).
+    pub key_dir: Option<PathBuf>,
 }
 
 impl Default for DatabaseSection {
     fn default() -> Self {
-        Self { path: "data/ledger.db".into() }
+        Self {
+            kind: DatabaseKind::Sqlite,
+            path: "data/ledger.db".into(),
+            url: None,
+            pool_size: 16,
+            password: None,
+            key_dir: None,
+        }
     }
+}
+
+impl fmt::Debug for DatabaseSection {
+    /// Never prints a password: the `password` key is hidden and the URL's is masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSection")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("pool_size", &self.pool_size)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("key_dir", &self.key_dir)
+            .finish()
+    }
+}
+
+/// A connection string with any password replaced: `user:<hidden>@` in a URL, `password=<hidden>`
+/// in the key=value form.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = rest.split_once('@').map_or((None, rest), |(a, t)| (Some(a), t));
+        return match authority.and_then(|a| a.split_once(':')) {
+            Some((user, _)) => format!("{scheme}://{user}:<hidden>@{tail}"),
+            None => url.to_owned(),
+        };
+    }
+    url.split_whitespace()
+        .map(
+            |pair| {
+                if pair.starts_with("password=") {
+                    "password=<hidden>".to_owned()
+                } else {
+                    pair.to_owned()
+                }
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The super admin: introspection and DCR caller, and a user of the password grant.
@@ -275,6 +341,7 @@ impl Settings {
         settings.check().map_err(invalid)?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         settings.database.path = base.join(&settings.database.path);
+        settings.database.key_dir = settings.database.key_dir.take().map(|p| base.join(p));
         let https = &mut settings.transport.https;
         https.cert_file = https.cert_file.take().map(|p| base.join(p));
         https.key_file = https.key_file.take().map(|p| base.join(p));
@@ -302,6 +369,17 @@ impl Settings {
         if self.server.hostname.trim().is_empty() {
             return Err("server.hostname must not be empty".into());
         }
+        let db = &self.database;
+        match (db.kind, &db.url) {
+            (DatabaseKind::Postgres, None) => {
+                return Err("database.url is required with type = \"postgres\"".into())
+            }
+            (DatabaseKind::Sqlite, Some(_)) => return Err("database.url needs type = \"postgres\"".into()),
+            _ => {}
+        }
+        if db.pool_size == 0 {
+            return Err("database.pool_size must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -319,6 +397,9 @@ impl Settings {
 
     /// The folder holding the database, the sealing key and the generated TLS certificate.
     pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.database.key_dir {
+            return dir.clone();
+        }
         self.database.path.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
     }
 
@@ -445,6 +526,23 @@ mod tests {
         assert!(err.to_string().contains("log_format"), "{err}");
         let err = load("[monitoring]\nprot = 1\n").unwrap_err();
         assert!(err.to_string().contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn a_postgres_database_needs_a_url_and_its_password_never_prints() {
+        let missing = load("[database]\ntype = \"postgres\"\n").unwrap_err();
+        assert!(missing.to_string().contains("database.url"), "{missing}");
+        let s = load(
+            "[database]\ntype = \"postgres\"\nurl = \"postgres://ledger:pw-in-url@db/ledger\"\npassword = \"pw-key\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.database.kind, DatabaseKind::Postgres);
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("pw-in-url") && !shown.contains("pw-key"), "{shown}");
+        assert_eq!(
+            redact_url("host=/tmp user=a password=x dbname=b"),
+            "host=/tmp user=a password=<hidden> dbname=b"
+        );
     }
 
     #[test]

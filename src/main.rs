@@ -52,6 +52,16 @@ enum Top {
     Configtest(ConfigArg),
     /// Print the OpenAPI 3.1 document of the HTTP API (the committed openapi.json).
     Openapi,
+    /// Copy this SQLite deployment's log into an empty PostgreSQL database (verified there, views
+    /// built), so that several nodes can serve it. The keys stay in the data folder: name it as
+    /// the nodes' `[database] key_dir`.
+    MigrateStore {
+        /// The target: `postgres://user@host/db` or `host=… user=… dbname=…`.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,14 +151,27 @@ fn run(command: Top) -> Result<(), CliError> {
             Ok(())
         }
         Top::Configtest(c) => {
-            Settings::load(&c.config)?;
-            println!("{}: configuration is valid", c.config.display());
+            let settings = Settings::load(&c.config)?;
+            let database = app::check_database(&settings)?;
+            println!("{}: configuration is valid; {database}", c.config.display());
             Ok(())
         }
         Top::Client { command: ClientCommand::Register { name, grant_types, access_token_type, config } } => {
             register_client(&config, name, grant_types, access_token_type)
         }
         Top::Keys { command: KeysCommand::Rotate { algorithm, config } } => rotate_keys(&config, algorithm),
+        Top::MigrateStore { to, config } => {
+            let settings = Settings::load(&config.config)?;
+            let done = app::migrate_store(&settings, &to)?;
+            println!(
+                "copied {} events (head at position {}) into {}; chain verified there. Point every node at it with [database] type = \"postgres\" and key_dir = \"{}\"",
+                done.events,
+                done.head,
+                token_ledger::config::redact_url(&to),
+                settings.data_dir().display()
+            );
+            Ok(())
+        }
         Top::User { command: UserCommand::Add { username, password, password_stdin, config } } => {
             let password = match (password, password_stdin) {
                 (Some(p), _) => p,

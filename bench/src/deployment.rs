@@ -183,6 +183,16 @@ fn create_private_dir(dir: &Path) -> Result<(), BenchError> {
 }
 
 /// Plain HTTP on an ephemeral loopback port; everything else at the shipped defaults.
+/// `LEDGER_BENCH_DATABASE_URL=host=/tmp/pg user=ledger dbname=bench` runs the server on that
+/// PostgreSQL database instead of SQLite (an empty database per run: the harness registers its
+/// client there). Scenarios with a population (introspect, revoke, mixed) stay on SQLite.
+fn postgres_section() -> String {
+    match std::env::var("LEDGER_BENCH_DATABASE_URL") {
+        Ok(url) => format!("type = \"postgres\"\nurl = \"{url}\"\n"),
+        Err(_) => String::new(),
+    }
+}
+
 pub fn write_config(path: &Path, flags: Flags) -> Result<(), BenchError> {
     let format = if flags.jwt_port.is_some() { "jwt" } else { "opaque" };
     let text = format!(
@@ -196,7 +206,7 @@ enabled = false
 
 [database]
 path = "data/ledger.db"
-
+{postgres}
 [oauth.token_generation]
 access_token_type = "{format}"
 
@@ -209,6 +219,7 @@ allow_refresh_tokens = {cc_refresh}
         port = flags.jwt_port.unwrap_or(0),
         renew = flags.renew,
         cc_refresh = flags.cc_refresh,
+        postgres = postgres_section(),
     );
     std::fs::write(path, text).map_err(|source| BenchError::io("cannot write the config", source))
 }

@@ -13,6 +13,8 @@ use token_ledger::config::Settings;
 use token_ledger::domain::types::{ClientId, GrantType, ScopeSet, Subject, TokenKey};
 use token_ledger::store::ledger::{system_clock, Command, Envelope, Ledger, Reply};
 use token_ledger::store::log::RequestMeta;
+use token_ledger::store::sqlite::SqliteStore;
+use token_ledger::store::{BackendError, StoreError};
 use token_ledger::tokens::jwt::JwtGenerator;
 use token_ledger::tokens::keys::KeyStore;
 use token_ledger::tokens::{Generators, JWT};
@@ -208,7 +210,9 @@ fn populate(dir: &Path, format: Format, count: usize) -> Result<Population, Benc
     write_config(&config, format.flags())?;
     let settings = Settings::load(&config)?;
     let mut ledger = open_ledger(&settings, generators(&settings, format)?)?;
-    experimental_pragmas(&ledger)?;
+    if let Some(store) = experimental_pragmas(&settings)? {
+        ledger = ledger.with_store(Box::new(store));
+    }
     ensure_super_admin(&mut ledger, &settings)?;
     let client = register(&mut ledger)?;
     let client_id = ClientId::parse(&client.id).map_err(|_| BenchError::Unexpected("a bad client id"))?;
@@ -251,20 +255,21 @@ fn populate(dir: &Path, format: Format, count: usize) -> Result<Population, Benc
 /// `LEDGER_BENCH_PRAGMAS="cache_size=-131072,temp_store=MEMORY"` applies SQLite pragmas to
 /// the population's write connection: an experiment on the write path's cost, never the
 /// server's configuration (the server's own connections are untouched).
-fn experimental_pragmas(ledger: &Ledger) -> Result<(), BenchError> {
+fn experimental_pragmas(settings: &Settings) -> Result<Option<SqliteStore>, BenchError> {
     let Ok(list) = std::env::var("LEDGER_BENCH_PRAGMAS") else {
-        return Ok(());
+        return Ok(None);
     };
+    let store = SqliteStore::open(&settings.database.path).map_err(StoreError::from)?;
     for pair in list.split(',').filter(|p| !p.is_empty()) {
         let (name, value) =
             pair.split_once('=').ok_or(BenchError::Unexpected("LEDGER_BENCH_PRAGMAS wants name=value,…"))?;
-        ledger
+        store
             .connection()
             .pragma_update(None, name.trim(), value.trim())
-            .map_err(token_ledger::store::StoreError::from)?;
+            .map_err(|e| StoreError::from(BackendError::from(e)))?;
         eprintln!("  experiment: PRAGMA {name} = {value} on the population's connection");
     }
-    Ok(())
+    Ok(Some(store))
 }
 
 /// The generators the server would have: opaque, and for a JWT population the JWT generator

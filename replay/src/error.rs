@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use token_ledger::config::ConfigError;
-use token_ledger::store::StoreError;
+use token_ledger::store::{BackendError, StoreError};
 
 /// Why a command could not run (as opposed to a finding, such as a broken chain, that a command
 /// reports as its answer).
@@ -49,6 +49,12 @@ pub enum ReplayError {
 
 impl From<rusqlite::Error> for ReplayError {
     fn from(e: rusqlite::Error) -> Self {
+        Self::Store(BackendError::from(e).into())
+    }
+}
+
+impl From<BackendError> for ReplayError {
+    fn from(e: BackendError) -> Self {
         Self::Store(e.into())
     }
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 use token_ledger::app::{ServerLock, StartError};
-use token_ledger::store::log::read_after;
-use token_ledger::store::open_writer;
-use token_ledger::store::projection::{apply, set_checkpoint};
+use token_ledger::store::sqlite::log::for_each_after;
+use token_ledger::store::sqlite::open_writer;
+use token_ledger::store::sqlite::projection::set_checkpoint;
+use token_ledger::store::StoreError;
 
 use crate::progress::Progress;
 use crate::shadow::Shadow;
@@ -129,12 +130,13 @@ fn swap(live: &mut Connection, snapshot: i64) -> Result<u64, ReplayError> {
     set_checkpoint(&tx, snapshot)?;
     let mut caught_up = 0;
     let mut last = snapshot;
-    read_after(&tx, snapshot, |stored| {
-        apply(&tx, &stored, &stored.decode()?)?;
+    for_each_after(&tx, snapshot, |stored| {
+        crate::shadow::apply(&tx, &stored, &stored.decode()?)?;
         last = stored.position;
         caught_up += 1;
         Ok(())
-    })?;
+    })
+    .map_err(StoreError::Database)?;
     set_checkpoint(&tx, last)?;
     tx.commit()?;
     Ok(caught_up)

@@ -5,11 +5,26 @@
 use std::path::Path;
 
 use rusqlite::Connection;
+use token_ledger::store::fold;
 use token_ledger::store::log::StoredEvent;
-use token_ledger::store::migrate::migrate;
-use token_ledger::store::projection::{apply, set_checkpoint};
+use token_ledger::store::sqlite::migrate::migrate;
+use token_ledger::store::sqlite::projection::set_checkpoint;
+use token_ledger::store::StoreError;
 
 use crate::ReplayError;
+
+/// Applies one event to SQLite views through the server's fold (`fold::ops`) and the SQLite
+/// backend's SQL for each view operation: the one implementation of the views.
+pub fn apply(
+    conn: &Connection,
+    stored: &StoredEvent,
+    event: &token_ledger::domain::events::Event,
+) -> Result<(), StoreError> {
+    for op in fold::ops(stored, event) {
+        token_ledger::store::sqlite::projection::apply(conn, &op)?;
+    }
+    Ok(())
+}
 
 /// A views database being folded, inside one open transaction.
 pub struct Shadow {

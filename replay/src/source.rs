@@ -8,8 +8,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
-use token_ledger::store::log::{read_after, StoredEvent};
-use token_ledger::store::{open_reader, StoreError};
+use token_ledger::store::log::StoredEvent;
+use token_ledger::store::sqlite::log::for_each_after;
+use token_ledger::store::sqlite::open_reader;
+use token_ledger::store::StoreError;
 
 use crate::export::ExportedEvent;
 use crate::ReplayError;
@@ -132,16 +134,16 @@ pub fn walk_database(
     mut each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
 ) -> Result<(), ReplayError> {
     let mut outcome: Result<Flow, ReplayError> = Ok(Flow::Continue(()));
-    let read = read_after(conn, after, |event| {
+    let read = for_each_after(conn, after, |event| {
         outcome = each(event);
         match &outcome {
             Ok(Flow::Continue(())) => Ok(()),
-            _ => Err(StoreError::BatchFailed("stopped by the reader".into())),
+            _ => Err("stopped by the reader".into()),
         }
     });
     match (read, outcome) {
         (_, Err(e)) => Err(e),
         (Err(_), Ok(Flow::Break(()))) | (Ok(()), Ok(_)) => Ok(()),
-        (Err(e), Ok(Flow::Continue(()))) => Err(e.into()),
+        (Err(e), Ok(Flow::Continue(()))) => Err(StoreError::Database(e).into()),
     }
 }

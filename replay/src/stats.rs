@@ -58,7 +58,7 @@ fn from_database(conn: &Connection, path: &Path) -> Result<Stats, ReplayError> {
             by_day.entry(day).or_default().insert(event_type, count);
         }
         let active_by_client = live_by_client(conn, time::now())?;
-        let checkpoint = token_ledger::store::projection::checkpoint(conn)?;
+        let checkpoint = token_ledger::store::sqlite::projection::checkpoint(conn)?;
         let page = |name: &str| -> Result<u64, ReplayError> {
             Ok(conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))? as u64)
         };

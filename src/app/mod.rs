@@ -1,6 +1,7 @@
 //! Start-up: open the ledger, catch the views up, start the writer, bind, serve, shut down.
 
 mod limits;
+mod migrate_store;
 mod setup;
 
 use std::future::Future;
@@ -10,14 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use limits::{with_limits, HEADER_READ_TIMEOUT};
-pub use setup::{ensure_super_admin, open_ledger, ServerLock, StartError};
+pub use migrate_store::{migrate_store, Migrated};
+pub use setup::{
+    check_database, database_name, ensure_super_admin, open_ledger, open_readers, pg_options, ServerLock,
+    StartError,
+};
 
-use crate::config::Settings;
+use crate::config::{DatabaseKind, Settings};
 use crate::http::{router, AppState};
+use crate::store::follow::{Follower, ReadBarrier};
+use crate::store::ledger::Ledger;
 use crate::store::memory::MemoryView;
-use crate::store::readers::Readers;
+use crate::store::reads::Readers;
 use crate::store::writer::{Writer, WriterThread};
-use crate::store::{spawn_checkpointer, StoreError};
+use crate::store::StoreError;
 use crate::tls;
 use crate::tokens::jwt::JwtGenerator;
 use crate::tokens::keys::KeyStore;
@@ -32,7 +39,7 @@ pub struct Application {
     writer_thread: WriterThread,
     /// The separate `/metrics` listener, when `[monitoring] port` is set.
     monitoring: Option<std::net::TcpListener>,
-    _lock: ServerLock,
+    _lock: Option<ServerLock>,
 }
 
 impl Application {
@@ -46,7 +53,11 @@ impl Application {
         // Several rustls providers may be compiled in; this service uses ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
-        let lock = ServerLock::acquire(&settings.database.path)?;
+        // One server per SQLite file; on PostgreSQL several nodes share the database.
+        let lock = match settings.database.kind {
+            DatabaseKind::Sqlite => Some(ServerLock::acquire(&settings.database.path)?),
+            DatabaseKind::Postgres => None,
+        };
         let server = &settings.server;
         let addr = SocketAddr::new(server.bind_address, server.port);
         let listener = std::net::TcpListener::bind(addr)
@@ -68,29 +79,25 @@ impl Application {
         customize(&mut generators);
         generators.set_default(&generation.access_token_type).map_err(|e| StartError::Generator(e.0))?;
 
-        let mut ledger = open_ledger(&settings, generators.clone())?;
-        ensure_super_admin(&mut ledger, &settings)?;
-        let memory = Arc::new(MemoryView::load(ledger.connection())?);
-        tracing::info!(active_tokens = memory.token_count(), "loaded the active-token view");
-        let ledger = ledger.with_memory(memory.clone());
-        ledger.connection().pragma_update(None, "wal_autocheckpoint", 0).map_err(StoreError::from)?;
-        spawn_checkpointer(&settings.database.path, Duration::from_millis(250)).map_err(StartError::Serve)?;
+        // Blocking database work (the PostgreSQL client runs a runtime of its own) on a plain
+        // thread, whatever runtime this is called from.
+        let opened =
+            std::thread::scope(|s| s.spawn(|| open_store_side(&settings, generators.clone())).join());
+        let (ledger, reads, memory, barrier) =
+            opened.map_err(|_| StartError::Serve(std::io::Error::other("start-up panicked")))??;
         if settings.super_admin.is_default() {
             tracing::warn!(
                 "the super admin has the default password: change [super_admin] in deployment.toml"
             );
         }
         let tls = if https { Some(tls::rustls_config(&settings).await?) } else { None };
-        let log_head: i64 = ledger
-            .connection()
-            .query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))
-            .map_err(StoreError::from)?;
-        let metrics = Arc::new(crate::metrics::Metrics::new(log_head));
+        let metrics = Arc::new(crate::metrics::Metrics::new(memory.applied()));
         let (writer, writer_thread) =
             Writer::spawn_observed(ledger, metrics.clone()).map_err(StartError::Serve)?;
         let state = AppState {
             writer,
-            readers: Readers::new(settings.database.path.clone()),
+            readers: reads,
+            barrier,
             base_url,
             settings,
             generators: Arc::new(generators),
@@ -188,6 +195,35 @@ fn serve_monitoring(
     });
     Ok(())
 }
+
+/// What `open_store_side` opens.
+type StoreSide = (Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>);
+
+/// The ledger (views caught up, super admin ensured), the readers, the memory view loaded from
+/// them, and on a shared log the follower and introspection's read barrier.
+fn open_store_side(settings: &Settings, generators: Generators) -> Result<StoreSide, StartError> {
+    let mut ledger = setup::open_ledger_for(settings, generators, true)?;
+    ensure_super_admin(&mut ledger, settings)?;
+    let reads = open_readers(settings)?;
+    let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
+    let memory = Arc::new(MemoryView::load(position, rows));
+    tracing::info!(active_tokens = memory.token_count(), position, "loaded the active-token view");
+    let mut ledger = ledger.with_memory(memory.clone());
+    let barrier = match settings.database.kind {
+        DatabaseKind::Sqlite => None,
+        DatabaseKind::Postgres => {
+            // Other nodes append too: follow the log, and prove freshness before `active`.
+            let follower = Arc::new(Follower::new(memory.clone(), reads.clone()));
+            follower.spawn_poller(FOLLOW_EVERY).map_err(StartError::Serve)?;
+            ledger = ledger.with_follower(follower.clone());
+            Some(Arc::new(ReadBarrier::new(follower)))
+        }
+    };
+    Ok((ledger, Readers::new(reads), memory, barrier))
+}
+
+/// How often a node on a shared log polls it for other nodes' events.
+const FOLLOW_EVERY: Duration = Duration::from_millis(5);
 
 /// One argon2id verification per core at a time: more only queue for the same cores while
 /// holding 19 MiB each.

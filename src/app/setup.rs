@@ -1,12 +1,17 @@
 //! What start-up needs before serving, shared with the CLI: the data folder, the server lock,
 //! the ledger with its views caught up, and the super admin.
 
-use crate::config::Settings;
+use std::sync::Arc;
+
+use crate::config::{DatabaseKind, Settings};
 use crate::crypto::{self, Sealer};
 use crate::domain::types::Username;
+use crate::store::backend::{ReadStore, WriteStore};
 use crate::store::ledger::{Command, Envelope, Ledger};
 use crate::store::log::RequestMeta;
-use crate::store::{log, open_writer, projection, views, StoreError};
+use crate::store::postgres::{PgOptions, PgReads, PgStore};
+use crate::store::sqlite::{SqliteReads, SqliteStore};
+use crate::store::{fold, log, lookup, StoreError};
 use crate::tls::TlsError;
 use crate::tokens::keys::KeyError;
 use crate::tokens::Generators;
@@ -38,28 +43,105 @@ pub enum StartError {
     Generator(String),
     #[error("[super_admin] username is not a valid username")]
     AdminName,
+    #[error("[database] {0}")]
+    Database(String),
+}
+
+/// Where the log is, as shown to operators: the SQLite path, or the PostgreSQL URL without its
+/// password.
+pub fn database_name(settings: &Settings) -> String {
+    match (&settings.database.kind, &settings.database.url) {
+        (DatabaseKind::Postgres, Some(url)) => crate::config::redact_url(url),
+        _ => settings.database.path.display().to_string(),
+    }
+}
+
+/// The PostgreSQL connection options of the config.
+pub fn pg_options(settings: &Settings) -> Result<PgOptions, StartError> {
+    let db = &settings.database;
+    let url = db.url.as_deref().ok_or_else(|| StartError::Database("url is required".into()))?;
+    PgOptions::parse(url, db.password.as_deref(), db.pool_size)
+        .map_err(|e| StartError::Database(e.to_string()))
+}
+
+/// Opens the configured backend's write side (migrating it). `serving`: the server's writer,
+/// which on SQLite hands WAL checkpoints to a thread of their own.
+pub fn open_store(settings: &Settings, serving: bool) -> Result<Box<dyn WriteStore>, StoreError> {
+    match settings.database.kind {
+        DatabaseKind::Sqlite => {
+            let store = SqliteStore::open(&settings.database.path)?;
+            if serving {
+                store.serve(&settings.database.path)?;
+            }
+            Ok(Box::new(store))
+        }
+        DatabaseKind::Postgres => {
+            let options = pg_options(settings).map_err(|e| StoreError::Database(e.to_string().into()))?;
+            Ok(Box::new(PgStore::open(options)?))
+        }
+    }
+}
+
+/// `configtest`'s database check: on PostgreSQL, that the database is reachable and its schema
+/// is the one this build writes. Returns a line describing what was checked.
+pub fn check_database(settings: &Settings) -> Result<String, StartError> {
+    if settings.database.kind == DatabaseKind::Sqlite {
+        return Ok(format!("SQLite database {}", settings.database.path.display()));
+    }
+    let shown = database_name(settings);
+    let unreachable = |e: StoreError| StartError::Database(format!("{shown} is not reachable: {e}"));
+    let mut client = pg_options(settings)?.connect().map_err(|e| unreachable(e.into()))?;
+    let found = crate::store::postgres::migrate::version(&mut client).map_err(|e| unreachable(e.into()))?;
+    let latest = crate::store::postgres::migrate::LATEST;
+    match found {
+        f if f == latest => Ok(format!("PostgreSQL {shown} is reachable, schema version {f} is current")),
+        0 => Err(StartError::Database(format!(
+            "{shown} has no token-ledger schema yet: start a node to create it"
+        ))),
+        f if f < latest => Err(StartError::Database(format!(
+            "{shown} has schema version {f}, older than this build's {latest}: start a node to migrate it"
+        ))),
+        f => Err(StoreError::SchemaTooNew { found: f, supported: latest }.into()),
+    }
+}
+
+/// Opens the configured backend's read side (the database must exist: open the ledger first).
+pub fn open_readers(settings: &Settings) -> Result<Arc<dyn ReadStore>, StartError> {
+    Ok(match settings.database.kind {
+        DatabaseKind::Sqlite => Arc::new(SqliteReads::new(settings.database.path.clone())),
+        DatabaseKind::Postgres => Arc::new(PgReads::new(pg_options(settings)?)),
+    })
 }
 
 /// Opens the database (migrating it), loads the sealing key, and catches the views up with the
 /// log from their checkpoint.
 pub fn open_ledger(settings: &Settings, generators: Generators) -> Result<Ledger, StartError> {
+    open_ledger_for(settings, generators, false)
+}
+
+/// `open_ledger` for the server or a CLI command (`serving`: see `open_store`).
+pub fn open_ledger_for(
+    settings: &Settings,
+    generators: Generators,
+    serving: bool,
+) -> Result<Ledger, StartError> {
     let dir = settings.data_dir();
     create_private_dir(&dir)
         .map_err(|source| StartError::DataDir { path: dir.display().to_string(), source })?;
     let sealer = Sealer::load_or_create(&dir.join("token.key"))?;
-    let db = settings.database.path.display().to_string();
+    let db = database_name(settings);
     let opened = |source| StartError::Open { db: db.clone(), source };
-    let mut conn = open_writer(&settings.database.path).map_err(opened)?;
+    let mut store = open_store(settings, serving).map_err(opened)?;
     // Nothing is appended to, or folded from, a log whose chain does not hold.
-    let checked = log::verify_since_anchor(&conn)
+    let checked = log::verify_since_anchor(store.as_mut())
         .map_err(opened)?
         .map_err(|source| StartError::DamagedLog { source, db: db.clone() })?;
     tracing::debug!(events = checked, "hash chain verified since the last start");
-    let applied = projection::catch_up(&mut conn).map_err(opened)?;
+    let applied = fold::catch_up(store.as_mut()).map_err(opened)?;
     if applied > 0 {
         tracing::info!(events = applied, "the views caught up with the log");
     }
-    Ok(Ledger::new(conn, sealer, settings.policy(), generators))
+    Ok(Ledger::new(store, sealer, settings.policy(), generators))
 }
 
 /// An exclusive advisory lock on `<database>.lock`, held while a server runs. Offline tools
@@ -119,7 +201,7 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 pub fn ensure_super_admin(ledger: &mut Ledger, settings: &Settings) -> Result<(), StartError> {
     let admin = &settings.super_admin;
     let username = Username::parse(&admin.username).map_err(|_| StartError::AdminName)?;
-    let existing = views::user(ledger.connection(), &username)?;
+    let existing = lookup::user(ledger.store(), &username)?;
     if existing.is_some_and(|u| crypto::verify_password(&admin.password, &u.password_hash)) {
         return Ok(());
     }

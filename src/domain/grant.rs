@@ -433,4 +433,4 @@ mod tests;
 
 #[cfg(test)]
 #[path = "grant_props.rs"]
-mod props;
+pub(crate) mod props;

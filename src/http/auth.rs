@@ -17,7 +17,7 @@ use crate::domain::types::{ClientId, Digest};
 use crate::lockout::{Failure, LockKey};
 use crate::store::ledger::{system_clock, Command, Envelope};
 use crate::store::log::RequestMeta;
-use crate::store::views::{self, ClientRecord};
+use crate::store::lookup::{self, ClientRecord};
 
 const BAD_CREDENTIALS: &str = "Client credentials are invalid.";
 
@@ -85,8 +85,8 @@ pub async fn authenticate(
         None => {
             // A client the CLI registered while the server runs is read from the database once.
             let generation = app.memory.client_generation();
-            let lookup = id.clone();
-            let read = app.readers.with(move |conn| views::client(conn, &lookup)).await?.map(Arc::new);
+            let wanted = id.clone();
+            let read = app.readers.with(move |r| lookup::read_client(r, &wanted)).await?.map(Arc::new);
             if let Some(r) = &read {
                 app.memory.cache_client(r.clone(), generation);
             }

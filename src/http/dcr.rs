@@ -15,7 +15,7 @@ use super::{AppState, RequestContext};
 use crate::domain::types::{ClientId, GrantType};
 use crate::store::ledger::{Command, Envelope, Refusal, Reply};
 use crate::store::log::RequestMeta;
-use crate::store::views;
+use crate::store::lookup;
 
 #[derive(Deserialize)]
 struct Registration {
@@ -132,7 +132,7 @@ pub async fn read(
 ) -> Result<Response, ApiError> {
     require_super_admin(&app, &headers)?;
     let id = ClientId::parse(&client_id).map_err(|_| ApiError::NotFound)?;
-    let client = app.readers.with(move |conn| views::client(conn, &id)).await?.ok_or(ApiError::NotFound)?;
+    let client = app.readers.with(move |r| lookup::read_client(r, &id)).await?.ok_or(ApiError::NotFound)?;
     let body = ClientBody {
         client_id: client.client_id.to_string(),
         client_secret: None,

@@ -129,7 +129,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(_) | StoreError::BatchFailed(_) | StoreError::Conflict(_) => {
+            StoreError::Unavailable(_)
+            | StoreError::BatchFailed(_)
+            | StoreError::Conflict(_)
+            | StoreError::Retry(_) => {
                 tracing::warn!(error = %e, "ledger unavailable");
                 Self::Unavailable
             }

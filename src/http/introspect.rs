@@ -13,8 +13,8 @@ use super::token::no_store;
 use super::{AppState, RequestContext};
 use crate::domain::types::Digest;
 use crate::store::ledger::system_clock;
+use crate::store::lookup::Half;
 use crate::store::memory::TokenInfo;
-use crate::store::views::Half;
 use crate::tokens::jwt;
 
 /// An introspection answer (RFC 7662 section 2.2); anything not live is `{"active":false}`.
@@ -82,7 +82,13 @@ pub async fn introspect(
     } else {
         None
     };
-    let found = app.memory.token(&Digest::of(token.as_bytes()));
+    let digest = Digest::of(token.as_bytes());
+    if let Some(barrier) = &app.barrier {
+        // On a shared log the view must have applied everything committed before this request:
+        // a revocation (or an issue) on another node that returned is then seen here.
+        barrier.wait().await?;
+    }
+    let found = app.memory.token(&digest);
     let visible = found.filter(|(_, t)| match &caller {
         Caller::SuperAdmin => true,
         Caller::Client(id) => *t.client_id == *id.as_str(),

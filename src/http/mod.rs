@@ -25,8 +25,9 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::lockout::Lockouts;
+use crate::store::follow::ReadBarrier;
 use crate::store::memory::MemoryView;
-use crate::store::readers::Readers;
+use crate::store::reads::Readers;
 use crate::store::writer::Writer;
 use crate::tokens::keys::KeyStore;
 use crate::tokens::Generators;
@@ -37,6 +38,9 @@ use error::ApiError;
 pub struct AppState {
     pub writer: Writer,
     pub readers: Readers,
+    /// On a shared log, what introspection passes before it may answer `active`; `None` when
+    /// this process is the log's only writer (its view is updated before any reply).
+    pub barrier: Option<Arc<ReadBarrier>>,
     pub settings: Arc<Settings>,
     /// `scheme://hostname:port`, the issuer of RFC 8414.
     pub base_url: Arc<str>,
@@ -209,7 +213,7 @@ async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
     )
 )]
 async fn health(State(app): State<AppState>) -> Response {
-    match app.readers.with(crate::store::projection::checkpoint).await {
+    match app.readers.with(|r| Ok(r.checkpoint()?)).await {
         Ok(position) => Json(json!({"status": "ok", "position": position})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check failed");

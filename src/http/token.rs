@@ -16,7 +16,7 @@ use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, Token
 use crate::lockout::LockKey;
 use crate::store::ledger::{system_clock, Command, Envelope, Granted, Reply};
 use crate::store::log::RequestMeta;
-use crate::store::views;
+use crate::store::lookup;
 
 /// A successful token response (RFC 6749 section 5.1).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -148,13 +148,13 @@ async fn password_command(
         return Err(ApiError::PasswordLockedOut { retry_after_secs: retry_after(left) });
     }
     let password = password.to_owned();
-    let lookup = name.clone();
+    let wanted = name.clone();
     // Closed only at shutdown; then the request fails as the server is going away.
     let _permit = app.password_checks.acquire().await.map_err(|_| ApiError::Unavailable)?;
     let user = app
         .readers
-        .with(move |conn| {
-            let user = views::user(conn, &lookup)?;
+        .with(move |r| {
+            let user = lookup::read_user(r, &wanted)?;
             let hash = user.as_ref().map_or(crypto::decoy_password_hash(), |u| u.password_hash.as_str());
             let ok = crypto::verify_password(&password, hash);
             Ok(user.filter(|_| ok))

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, TransactionBehavior};
 use uuid::Uuid;
 
+use super::backend::WriteStore;
+use super::fold::apply;
 use super::log::{append, RequestMeta, Tail};
+use super::lookup::{self as views, ClientRecord, Half};
 use super::memory::{Change, MemoryView};
 use super::mint::LedgerMint;
-use super::projection::{apply, set_checkpoint};
-use super::views::{self, ClientRecord, Half};
-use super::StoreError;
+use super::{BackendError, StoreError};
 use crate::crypto::{self, Sealer};
 use crate::domain::events::{
     AuthMethod, AuthenticationFailed, ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded,
@@ -114,13 +114,16 @@ pub enum Refusal {
 /// or a storage failure (nothing of it was committed).
 pub type CommandResult = Result<Result<Reply, Refusal>, StoreError>;
 
-/// Owns the write connection.
+/// Owns the write side of the store.
 pub struct Ledger {
-    conn: Connection,
+    store: Box<dyn WriteStore>,
     sealer: Sealer,
     policy: Policy,
     generators: Generators,
     memory: Option<Arc<MemoryView>>,
+    /// Catches the memory view up when other nodes appended (a shared log); `None` when this
+    /// process is the only writer.
+    follower: Option<Arc<super::follow::Follower>>,
     clock: fn() -> Millis,
 }
 
@@ -130,8 +133,8 @@ pub fn system_clock() -> Millis {
 }
 
 impl Ledger {
-    pub fn new(conn: Connection, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
-        Self { conn, sealer, policy, generators, memory: None, clock: system_clock }
+    pub fn new(store: Box<dyn WriteStore>, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
+        Self { store, sealer, policy, generators, memory: None, follower: None, clock: system_clock }
     }
 
     /// Keeps `memory` in step with every commit (the server's introspection view).
@@ -140,24 +143,47 @@ impl Ledger {
         self
     }
 
+    /// Replaces the write side (a benchmark's experimentally tuned connection).
+    pub fn with_store(mut self, store: Box<dyn WriteStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The memory view follows a log other nodes append to: after each commit it is caught up
+    /// through `follower` unless the batch directly follows what it applied.
+    pub fn with_follower(mut self, follower: Arc<super::follow::Follower>) -> Self {
+        self.follower = Some(follower);
+        self
+    }
+
+    /// How often a batch is run again after a serialization failure (SQLSTATE 40001) before
+    /// its commands fail as unavailable.
+    const RETRIES: usize = 5;
+
+    /// Runs the commands in one transaction (see `try_batch`), again from the start when the
+    /// database serialised the transaction out: nothing of it was committed then.
+    pub fn execute_batch(&mut self, batch: Vec<Envelope>) -> Vec<CommandResult> {
+        for _ in 1..Self::RETRIES {
+            match self.try_batch(batch.clone()) {
+                Err(BackendError::Retry(e)) => tracing::debug!(error = %e, "batch serialised out; retrying"),
+                Err(e) => return fail_all(batch.len(), e.into()),
+                Ok(results) => return results,
+            }
+        }
+        match self.try_batch(batch.clone()) {
+            Ok(results) => results,
+            Err(e) => fail_all(batch.len(), e.into()),
+        }
+    }
+
     /// Runs the commands in one transaction (group commit), each under a savepoint so one
     /// failing command does not undo the others. Replies only count once the commit returned.
-    pub fn execute_batch(&mut self, batch: Vec<Envelope>) -> Vec<CommandResult> {
-        let count = batch.len();
-        let fail_all = |e: StoreError| -> Vec<CommandResult> {
-            let shown = e.to_string();
-            (0..count).map(|_| Err(StoreError::BatchFailed(shown.clone()))).collect()
-        };
-        let tx = match self.conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(e.into()),
-        };
+    /// `Err` when the batch as a whole failed (nothing of it was committed).
+    fn try_batch(&mut self, batch: Vec<Envelope>) -> Result<Vec<CommandResult>, BackendError> {
         // Loaded once inside the write lock: nobody else can append until the commit.
-        let mut tail = match Tail::load(&tx) {
-            Ok(tail) => tail,
-            Err(e) => return fail_all(e),
-        };
+        let mut tail = self.store.begin()?;
         let start = tail.position;
+        let count = batch.len();
         let mut results = Vec::with_capacity(count);
         let mut changes = Vec::new();
         for envelope in batch {
@@ -166,12 +192,21 @@ impl Ledger {
                 Context { sealer: &self.sealer, policy: &self.policy, generators: &self.generators, now };
             let mut own = Vec::new();
             let before = tail.clone();
-            let result = match in_savepoint(&tx, |conn| execute(conn, &cx, envelope, &mut tail, &mut own)) {
+            let store = self.store.as_mut();
+            let result = match in_savepoint(store, |s| execute(s, &cx, envelope, &mut tail, &mut own)) {
                 Ok(result) => result,
                 // The savepoint itself failed: the transaction's state is unknown, so nothing of
-                // this batch may be committed. Dropping `tx` rolls it all back.
-                Err(e) => return fail_all(e),
+                // this batch may be committed.
+                Err(e) => {
+                    self.store.rollback();
+                    return Err(e);
+                }
             };
+            if let Err(e) = retry_of(&result) {
+                // A serialization failure inside a command dooms the whole transaction.
+                self.store.rollback();
+                return Err(e);
+            }
             if result.is_ok() {
                 changes.append(&mut own);
             } else {
@@ -179,26 +214,48 @@ impl Ledger {
             }
             results.push(result);
         }
-        if tail.position > start {
-            if let Err(e) = set_checkpoint(&tx, tail.position) {
-                return fail_all(e);
-            }
+        let moved = (tail.position > start).then_some(&tail);
+        if let Err(e) = self.store.commit(moved) {
+            self.store.rollback();
+            return Err(e);
         }
-        match tx.commit() {
-            Ok(()) => {
-                // Before any reply leaves: an acknowledged revocation is never seen active.
-                if let Some(memory) = &self.memory {
-                    memory.apply(changes);
+        debug_assert_eq!(results.len(), count);
+        // Before any reply leaves: an acknowledged revocation is never seen active.
+        self.update_memory(start, tail.position, changes);
+        Ok(results)
+    }
+
+    /// Applies a committed batch's changes to the memory view. On a shared log the view may
+    /// lag behind `start` (other nodes appended): then it is caught up from the log instead.
+    fn update_memory(&self, start: i64, end: i64, changes: Vec<Change>) {
+        let Some(memory) = &self.memory else {
+            return;
+        };
+        if end == start && changes.is_empty() {
+            return;
+        }
+        match &self.follower {
+            None => memory.apply(changes),
+            Some(follower) => {
+                if !memory.apply_at(start, end, changes) {
+                    if let Err(e) = follower.catch_up_to(end) {
+                        // The view stays behind; introspection's read barrier refuses to answer
+                        // from it until the follower has caught up.
+                        tracing::warn!(error = %e, "the memory view could not catch up after a commit");
+                    }
                 }
-                results
             }
-            Err(e) => fail_all(e.into()),
         }
     }
 
-    /// The write connection, for reads outside any command (start-up checks).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The write side of the store, for reads outside any command (start-up checks).
+    pub fn store(&mut self) -> &mut dyn WriteStore {
+        self.store.as_mut()
+    }
+
+    /// Gives the store back (the writer's final clean-up).
+    pub fn close(&mut self) {
+        self.store.close();
     }
 
     /// Runs one command on its own.
@@ -207,24 +264,39 @@ impl Ledger {
     }
 }
 
-/// Runs one command under a savepoint (cached statements: they are parsed once). A refused or
-/// failed command is rolled back to it, so it leaves nothing behind; the outer `Err` means the
-/// savepoint could not be released or rolled back.
-fn in_savepoint(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> CommandResult,
-) -> Result<CommandResult, StoreError> {
-    conn.prepare_cached("SAVEPOINT command")?.execute([])?;
-    let result = f(conn);
-    if result.is_err() {
-        conn.prepare_cached("ROLLBACK TO command")?.execute([])?;
+/// Every command of a failed batch fails with the batch's cause.
+fn fail_all(count: usize, e: StoreError) -> Vec<CommandResult> {
+    let shown = e.to_string();
+    (0..count).map(|_| Err(StoreError::BatchFailed(shown.clone()))).collect()
+}
+
+/// A command that failed on a serialization failure, taken out to retry the batch.
+fn retry_of(result: &CommandResult) -> Result<(), BackendError> {
+    match result {
+        Err(StoreError::Retry(message)) => Err(BackendError::Retry(message.to_string().into())),
+        _ => Ok(()),
     }
-    conn.prepare_cached("RELEASE command")?.execute([])?;
+}
+
+/// Runs one command under a savepoint. A refused or failed command is rolled back to it, so it
+/// leaves nothing behind; the outer `Err` means the savepoint could not be released or rolled
+/// back.
+fn in_savepoint(
+    store: &mut dyn WriteStore,
+    f: impl FnOnce(&mut dyn WriteStore) -> CommandResult,
+) -> Result<CommandResult, BackendError> {
+    store.savepoint()?;
+    let result = f(store);
+    if result.is_err() {
+        store.rollback_to_savepoint()?;
+    } else {
+        store.release_savepoint()?;
+    }
     Ok(result)
 }
 
 fn commit_events(
-    conn: &Connection,
+    store: &mut dyn WriteStore,
     pending: Vec<Pending>,
     meta: &RequestMeta,
     now: Millis,
@@ -234,31 +306,12 @@ fn commit_events(
     if pending.is_empty() {
         return Ok(());
     }
-    for (stored, event) in append(conn, tail, pending, meta, now)? {
-        changes.extend(memory_change(conn, &event)?);
-        apply(conn, &stored, &event)?;
+    for (stored, event) in append(store, tail, pending, meta, now)? {
+        changes.extend(Change::of(&event));
+        apply(store, &stored, &event)?;
     }
-    // The views' checkpoint moves once per batch, in the same transaction (`execute_batch`).
+    // The views' checkpoint moves once per batch, in the same transaction (`try_batch`).
     Ok(())
-}
-
-/// What an event changes in the memory view; read before the SQL view applies it.
-fn memory_change(conn: &Connection, event: &Event) -> Result<Option<Change>, StoreError> {
-    Ok(match event {
-        Event::TokenIssued(t) => Some(Change::issued(t)),
-        Event::TokenRevoked(r) => {
-            views::digests_of(conn, r.token_id)?.map(|(access, refresh)| Change::Revoked { access, refresh })
-        }
-        Event::ClientRegistered(c) => Some(Change::ClientRegistered(Arc::new(ClientRecord {
-            client_id: c.client_id.clone(),
-            client_name: c.client_name.clone(),
-            secret_digest: c.secret_digest,
-            grant_types: c.grant_types.clone(),
-            access_token_type: c.access_token_type.clone(),
-        }))),
-        Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
-        _ => None,
-    })
 }
 
 /// What the ledger needs to decide.
@@ -273,7 +326,7 @@ struct Context<'a> {
 type Answer = (Vec<Pending>, Result<Reply, Refusal>);
 
 fn execute(
-    conn: &Connection,
+    store: &mut dyn WriteStore,
     cx: &Context<'_>,
     envelope: Envelope,
     tail: &mut Tail,
@@ -281,18 +334,18 @@ fn execute(
 ) -> CommandResult {
     let Envelope { command, meta } = envelope;
     let (events, reply) = match command {
-        Command::Issue { key, grant_type } => match issue(conn, cx, key, grant_type)? {
+        Command::Issue { key, grant_type } => match issue(store, cx, key, grant_type)? {
             Some(done) => done,
             None => return Ok(Err(Refusal::UnknownClient)),
         },
         Command::Refresh { client, refresh_digest, scopes } => {
-            match refresh(conn, cx, client, refresh_digest, scopes)? {
+            match refresh(store, cx, client, refresh_digest, scopes)? {
                 Some(done) => done,
                 None => return Ok(Err(Refusal::UnknownClient)),
             }
         }
         Command::Revoke { client, digest } => {
-            let found = views::active_by_digest(conn, &digest)?.map(|(t, _)| t);
+            let found = views::active_by_digest(store, &digest)?.map(|(t, _)| t);
             let d = decide_revoke(found.as_ref(), &client);
             (d.events, d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain))
         }
@@ -300,16 +353,16 @@ fn execute(
             register_client(name, grant_types, access_token_type)
         }
         Command::DeleteClient { client_id } => {
-            if views::client(conn, &client_id)?.is_none() {
+            if views::client(store, &client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
             }
-            let mut events = revoke_all_of_client(&views::active_of_client(conn, &client_id)?);
+            let mut events = revoke_all_of_client(&views::active_of_client(store, &client_id)?);
             let stream = format!("client-{client_id}");
             events.push(Pending { stream, event: Event::ClientDeleted(ClientDeleted { client_id }) });
             (events, Ok(Reply::Done))
         }
         Command::AddUser { username, password_hash } => {
-            if views::user(conn, &username)?.is_some() {
+            if views::user(store, &username)?.is_some() {
                 return Ok(Err(Refusal::UserExists));
             }
             let event = Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash });
@@ -325,7 +378,7 @@ fn execute(
         }
         Command::SetUserPassword { username, password_hash } => {
             let stream = user_stream(&username);
-            let event = match views::user(conn, &username)? {
+            let event = match views::user(store, &username)? {
                 None => Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash }),
                 Some(u) => Event::UserPasswordChanged(UserPasswordChanged {
                     username: u.username.as_str().to_owned(),
@@ -335,7 +388,7 @@ fn execute(
             (vec![Pending { stream, event }], Ok(Reply::Done))
         }
     };
-    commit_events(conn, events, &meta, cx.now, tail, changes)?;
+    commit_events(store, events, &meta, cx.now, tail, changes)?;
     Ok(reply)
 }
 
@@ -347,16 +400,16 @@ fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGe
 }
 
 fn issue(
-    conn: &Connection,
+    store: &mut dyn WriteStore,
     cx: &Context<'_>,
     key: TokenKey,
     grant_type: GrantType,
 ) -> Result<Option<Answer>, StoreError> {
-    let Some(client) = views::client(conn, &key.client)? else {
+    let Some(client) = views::client(store, &key.client)? else {
         return Ok(None);
     };
     let (generator, renewal) = generator_of(cx, &client);
-    let current = views::active_by_stream(conn, &key.stream())?;
+    let current = views::active_by_stream(store, &key.stream())?;
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
     let req = IssueRequest { key, grant_type, client_allows_refresh, renewal };
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
@@ -366,20 +419,20 @@ fn issue(
 }
 
 fn refresh(
-    conn: &Connection,
+    store: &mut dyn WriteStore,
     cx: &Context<'_>,
     client_id: ClientId,
     refresh_digest: Digest,
     scopes: Option<ScopeSet>,
 ) -> Result<Option<Answer>, StoreError> {
-    let Some(client) = views::client(conn, &client_id)? else {
+    let Some(client) = views::client(store, &client_id)? else {
         return Ok(None);
     };
     let (generator, renewal) = generator_of(cx, &client);
-    let lookup = refresh_lookup(conn, &refresh_digest)?;
+    let lookup = refresh_lookup(store, &refresh_digest)?;
     let target = match &lookup {
         RefreshLookup::Active(source) => match refreshed_scopes(source, scopes.as_ref()) {
-            Ok(s) => views::active_by_stream(conn, &TokenKey { scopes: s, ..source.key() }.stream())?,
+            Ok(s) => views::active_by_stream(store, &TokenKey { scopes: s, ..source.key() }.stream())?,
             Err(_) => None,
         },
         _ => None,
@@ -425,15 +478,15 @@ fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type:
     (vec![Pending { stream, event }], Ok(reply))
 }
 
-fn refresh_lookup(conn: &Connection, digest: &Digest) -> Result<RefreshLookup, StoreError> {
-    if let Some((token, Half::Refresh)) = views::active_by_digest(conn, digest)? {
+fn refresh_lookup(store: &mut dyn WriteStore, digest: &Digest) -> Result<RefreshLookup, StoreError> {
+    if let Some((token, Half::Refresh)) = views::active_by_digest(store, digest)? {
         return Ok(RefreshLookup::Active(token));
     }
-    let Some(r) = views::rotated(conn, digest)? else {
+    let Some(r) = views::rotated(store, digest)? else {
         return Ok(RefreshLookup::Unknown);
     };
     Ok(RefreshLookup::Rotated {
-        family_active: views::active_by_family(conn, r.family_id)?,
+        family_active: views::active_by_family(store, r.family_id)?,
         stream: r.stream,
         refresh_digest: *digest,
         family_id: r.family_id,

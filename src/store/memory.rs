@@ -1,17 +1,18 @@
 //! The in-memory active-token view that introspection reads, and a cache of client records for
 //! client authentication. The writer thread changes it after each commit and before any reply,
 //! so once a revocation is acknowledged introspection cannot see the token active; at start-up
-//! it is loaded from the SQL view.
+//! it is loaded from the SQL view. On a shared log it also records the position it has applied,
+//! so that other nodes' events are folded in order (`follow`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use rusqlite::Connection;
+use uuid::Uuid;
 
-use super::views::{ClientRecord, Half};
-use super::StoreError;
-use crate::domain::events::{Millis, TokenIssued};
+use super::lookup::{ClientRecord, Half};
+use super::records::TokenRow;
+use crate::domain::events::{Event, Millis, TokenIssued};
 use crate::domain::types::{ClientId, Digest};
 
 /// What introspection needs of an active token.
@@ -30,8 +31,8 @@ pub struct TokenInfo {
 /// A change to apply once its transaction has committed.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Issued { access: Digest, refresh: Option<Digest>, info: Arc<TokenInfo> },
-    Revoked { access: Digest, refresh: Option<Digest> },
+    Issued { token_id: Uuid, access: Digest, refresh: Option<Digest>, info: Arc<TokenInfo> },
+    Revoked { token_id: Uuid },
     ClientRegistered(Arc<ClientRecord>),
     ClientDeleted(ClientId),
 }
@@ -47,70 +48,87 @@ impl Change {
             refresh: t.refresh.as_ref().map(|r| (r.issued_at, r.expires_at)),
         };
         Change::Issued {
+            token_id: t.token_id,
             access: t.access_digest,
             refresh: t.refresh.as_ref().map(|r| r.digest),
             info: Arc::new(info),
         }
     }
+
+    /// What an event changes in the memory view (the view keeps each token's digests by id, so
+    /// no database read is needed, and a follower can fold other nodes' events the same way).
+    pub fn of(event: &Event) -> Option<Self> {
+        match event {
+            Event::TokenIssued(t) => Some(Change::issued(t)),
+            Event::TokenRevoked(r) => Some(Change::Revoked { token_id: r.token_id }),
+            Event::ClientRegistered(c) => Some(Change::ClientRegistered(Arc::new(ClientRecord {
+                client_id: c.client_id.clone(),
+                client_name: c.client_name.clone(),
+                secret_digest: c.secret_digest,
+                grant_types: c.grant_types.clone(),
+                access_token_type: c.access_token_type.clone(),
+            }))),
+            Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The tokens and, for revocations, each token's digests by id.
+#[derive(Default)]
+struct Tokens {
+    by_digest: HashMap<Digest, (Half, Arc<TokenInfo>)>,
+    by_id: HashMap<Uuid, (Digest, Option<Digest>)>,
 }
 
 /// The view. Cheap to share; reads take a read lock for a hash lookup.
 #[derive(Default)]
 pub struct MemoryView {
-    tokens: RwLock<HashMap<Digest, (Half, Arc<TokenInfo>)>>,
+    tokens: RwLock<Tokens>,
     clients: RwLock<HashMap<ClientId, Arc<ClientRecord>>>,
     /// Bumped whenever a client is deleted, so a cache fill that raced a deletion is dropped.
     client_generation: AtomicU64,
+    /// The log position the view reflects (moved under the `tokens` write lock).
+    applied: AtomicI64,
 }
 
 impl MemoryView {
-    /// Loads every active token from the SQL view.
-    pub fn load(conn: &Connection) -> Result<Self, StoreError> {
-        let mut stmt = conn.prepare(
-            "SELECT access_digest, refresh_digest, client_id, username, scopes, issued_at, expires_at,
-                refresh_issued_at, refresh_expires_at FROM active_tokens",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut tokens = HashMap::new();
+    /// Builds the view from the rows of the SQL active-token view at log position `position`.
+    pub fn load(position: i64, rows: Vec<TokenRow>) -> Self {
+        let mut tokens = Tokens::default();
         let mut clients: HashMap<String, Arc<str>> = HashMap::new();
-        while let Some(r) = rows.next()? {
-            let digest = |i: usize| -> rusqlite::Result<Option<Digest>> {
-                Ok(r.get::<_, Option<Vec<u8>>>(i)?.and_then(|b| <[u8; 32]>::try_from(b).ok()).map(Digest))
-            };
-            let (Some(access), refresh) = (digest(0)?, digest(1)?) else {
-                continue;
-            };
-            let client: String = r.get(2)?;
-            let client_id = clients.entry(client.clone()).or_insert_with(|| client.as_str().into()).clone();
-            let refresh_times = match (r.get::<_, Option<i64>>(7)?, r.get::<_, Option<i64>>(8)?) {
-                (Some(i), Some(e)) => Some((i, e)),
-                _ => None,
-            };
+        for r in rows {
+            let client_id =
+                clients.entry(r.client_id.clone()).or_insert_with(|| r.client_id.as_str().into()).clone();
             let info = Arc::new(TokenInfo {
                 client_id,
-                username: r.get::<_, Option<String>>(3)?.map(Into::into),
-                scopes: r.get::<_, String>(4)?.into(),
-                issued_at: r.get(5)?,
-                expires_at: r.get(6)?,
-                refresh: refresh_times,
+                username: r.username.map(Into::into),
+                scopes: r.scopes.into(),
+                issued_at: r.issued_at,
+                expires_at: r.expires_at,
+                refresh: r.refresh.as_ref().map(|x| (x.issued_at, x.expires_at)),
             });
-            if let Some(rd) = refresh {
-                tokens.insert(rd, (Half::Refresh, info.clone()));
-            }
-            tokens.insert(access, (Half::Access, info));
+            let access = Digest(r.access_digest);
+            let refresh = r.refresh.map(|x| Digest(x.digest));
+            tokens.insert(r.token_id, access, refresh, info);
         }
-        Ok(Self { tokens: RwLock::new(tokens), ..Self::default() })
+        Self { tokens: RwLock::new(tokens), applied: AtomicI64::new(position), ..Self::default() }
+    }
+
+    /// The log position the view reflects.
+    pub fn applied(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
     }
 
     /// The active token whose access or refresh digest is `d`.
     pub fn token(&self, d: &Digest) -> Option<(Half, Arc<TokenInfo>)> {
-        self.tokens.read().unwrap_or_else(|p| p.into_inner()).get(d).cloned()
+        self.tokens.read().unwrap_or_else(|p| p.into_inner()).by_digest.get(d).cloned()
     }
 
     /// Every entry, sorted: for comparing two views.
     pub fn snapshot(&self) -> Vec<(Digest, Half, TokenInfo)> {
         let tokens = self.tokens.read().unwrap_or_else(|p| p.into_inner());
-        let mut all: Vec<_> = tokens.iter().map(|(d, (h, i))| (*d, *h, (**i).clone())).collect();
+        let mut all: Vec<_> = tokens.by_digest.iter().map(|(d, (h, i))| (*d, *h, (**i).clone())).collect();
         all.sort_by_key(|(d, _, _)| d.0);
         all
     }
@@ -119,6 +137,7 @@ impl MemoryView {
         self.tokens
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .by_digest
             .values()
             .filter(|(h, _)| *h == Half::Access)
             .count()
@@ -142,26 +161,41 @@ impl MemoryView {
         }
     }
 
-    /// Applies committed changes in order.
+    /// Applies committed changes in order (the only writer of the log: no position check).
     pub fn apply(&self, changes: Vec<Change>) {
         if changes.is_empty() {
             return;
         }
         let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        self.apply_locked(&mut tokens, changes);
+    }
+
+    /// Applies the changes of the log positions `start + 1 ..= end` if the view stands exactly at
+    /// `start`; otherwise changes nothing and returns false (the caller reads the log instead).
+    pub fn apply_at(&self, start: i64, end: i64, changes: Vec<Change>) -> bool {
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        if self.applied.load(Ordering::Acquire) != start {
+            return false;
+        }
+        self.apply_locked(&mut tokens, changes);
+        self.applied.store(end, Ordering::Release);
+        true
+    }
+
+    fn apply_locked(&self, tokens: &mut Tokens, changes: Vec<Change>) {
         for change in changes {
             match change {
-                Change::Issued { access, refresh, info } => {
-                    if let Some(rd) = refresh {
-                        tokens.insert(rd, (Half::Refresh, info.clone()));
-                    }
-                    tokens.insert(access, (Half::Access, info));
+                Change::Issued { token_id, access, refresh, info } => {
+                    tokens.insert(token_id, access, refresh, info);
                 }
-                Change::Revoked { access, refresh } => {
+                Change::Revoked { token_id } => {
                     // A refresh token carried over to a newer token is re-inserted by that
                     // token's `Issued`, which always follows the revocation.
-                    tokens.remove(&access);
-                    if let Some(rd) = refresh {
-                        tokens.remove(&rd);
+                    if let Some((access, refresh)) = tokens.by_id.remove(&token_id) {
+                        tokens.by_digest.remove(&access);
+                        if let Some(rd) = refresh {
+                            tokens.by_digest.remove(&rd);
+                        }
                     }
                 }
                 Change::ClientRegistered(record) => {
@@ -177,5 +211,15 @@ impl MemoryView {
                 }
             }
         }
+    }
+}
+
+impl Tokens {
+    fn insert(&mut self, token_id: Uuid, access: Digest, refresh: Option<Digest>, info: Arc<TokenInfo>) {
+        if let Some(rd) = refresh {
+            self.by_digest.insert(rd, (Half::Refresh, info.clone()));
+        }
+        self.by_digest.insert(access, (Half::Access, info));
+        self.by_id.insert(token_id, (access, refresh));
     }
 }

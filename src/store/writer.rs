@@ -85,10 +85,8 @@ impl Writer {
                     let _ = reply.send(result);
                 }
             }
-            // Every handle is gone: the server is stopping. Leave a self-contained database file.
-            if let Err(e) = ledger.connection().query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "the final WAL checkpoint failed");
-            }
+            // Every handle is gone: the server is stopping (SQLite: leave a self-contained file).
+            ledger.close();
         })?;
         Ok((Writer { jobs, observer }, WriterThread(thread)))
     }

@@ -7,6 +7,7 @@ mod deployment;
 mod events;
 mod oauth;
 mod tools;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 

@@ -21,6 +21,8 @@ mod jwt;
 mod lockout;
 mod metadata;
 mod ops;
+mod multinode;
+mod postgres;
 mod refresh;
 mod restart;
 mod revoke;

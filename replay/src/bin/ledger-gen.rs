@@ -21,9 +21,11 @@ use token_ledger::config::Settings;
 use token_ledger::crypto::{self, Sealer};
 use token_ledger::domain::grant::Policy;
 use token_ledger::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey, Username};
+use token_ledger::store::backend::ReadStore as _;
 use token_ledger::store::ledger::{Command, Envelope, Ledger, Reply};
-use token_ledger::store::log::{RequestMeta, Tail};
-use token_ledger::store::{open_writer, StoreError};
+use token_ledger::store::log::RequestMeta;
+use token_ledger::store::sqlite::{SqliteReads, SqliteStore};
+use token_ledger::store::StoreError;
 use token_ledger::tokens::Generators;
 
 #[derive(Parser)]
@@ -91,13 +93,15 @@ fn generate(args: &Args) -> Result<i64, GenError> {
         refresh_token_reuse_grace_ms: 0,
         ..steady_policy.clone()
     };
-    let mut steady = Ledger::new(open_writer(&args.db)?, sealer.clone(), steady_policy, Generators::opaque());
-    let mut renewing = Ledger::new(open_writer(&args.db)?, sealer, renewing_policy, Generators::opaque());
+    let open = || SqliteStore::open(&args.db).map(|s| Box::new(s) as Box<_>).map_err(StoreError::from);
+    let mut steady = Ledger::new(open()?, sealer.clone(), steady_policy, Generators::opaque());
+    let mut renewing = Ledger::new(open()?, sealer, renewing_policy, Generators::opaque());
+    let reads = SqliteReads::new(args.db.clone());
     let mut traffic = Traffic::new(args.seed, crypto::hash_password("generated-user")?);
     let bar = progress(args.events as u64);
     traffic.setup(&mut steady, args.clients, args.users)?;
     loop {
-        let position = Tail::load(steady.connection())?.position;
+        let position = reads.head().map_err(StoreError::from)?;
         bar.set_position(position as u64);
         if position >= args.events {
             bar.finish_and_clear();

@@ -108,7 +108,7 @@ fn run(db: &Path) -> Result<Vec<Phase>, ReplayError> {
 
 /// Loses the views, as a damaged deployment would, in one transaction of its own.
 fn delete_views(db: &Path) -> Result<(), ReplayError> {
-    let conn = token_ledger::store::open_writer(db)?;
+    let conn = token_ledger::store::sqlite::open_writer(db)?;
     conn.execute_batch(
         "BEGIN IMMEDIATE;
          DELETE FROM active_tokens; DELETE FROM rotated_refresh_tokens;

@@ -26,6 +26,10 @@ pub struct ConfigOverrides {
     pub monitoring_port: Option<u16>,
     /// `RUST_LOG` for the server process (`None`: inherited).
     pub rust_log: Option<&'static str>,
+    /// `[database] type = "postgres"` with this connection string; `None` for SQLite.
+    pub postgres_url: Option<String>,
+    /// `[database] key_dir`: the keys' folder, shared by the nodes of one PostgreSQL database.
+    pub key_dir: Option<String>,
 }
 
 impl Default for ConfigOverrides {
@@ -45,6 +49,8 @@ impl Default for ConfigOverrides {
             log_format: "text",
             monitoring_port: None,
             rust_log: None,
+            postgres_url: None,
+            key_dir: None,
         }
     }
 }
@@ -74,6 +80,7 @@ enabled = {https}
 
 [database]
 path = "{DATA_DIR}/ledger.db"
+{postgres}
 
 [super_admin]
 username = "{ADMIN_USER}"
@@ -111,7 +118,21 @@ allow_refresh_tokens = {cc_rt}
             log_format = self.log_format,
             monitoring =
                 self.monitoring_port.map_or(String::new(), |p| format!("\n[monitoring]\nport = {p}\n")),
+            postgres = self.postgres_section(),
         )
+    }
+}
+
+impl ConfigOverrides {
+    fn postgres_section(&self) -> String {
+        let mut lines = String::new();
+        if let Some(url) = &self.postgres_url {
+            lines.push_str(&format!("type = \"postgres\"\nurl = \"{url}\"\npool_size = 4\n"));
+        }
+        if let Some(dir) = &self.key_dir {
+            lines.push_str(&format!("key_dir = \"{dir}\"\n"));
+        }
+        lines
     }
 }
 

@@ -71,6 +71,11 @@ impl Deployment {
         &self.admin_password
     }
 
+    /// Rewrites the config file from overrides.
+    pub fn write_config_overrides(&self, config: &ConfigOverrides) {
+        self.write_config(&config.to_toml());
+    }
+
     fn write_config(&self, toml: &str) {
         std::fs::write(self.config_path(), toml).expect("write deployment.toml");
     }

@@ -2,13 +2,13 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::records::BackendError as StoreError;
 
 /// The migrations in order; the database's `user_version` is how many have been applied.
 const MIGRATIONS: &[&str] = &[
-    include_str!("../../schema/0001_event_log.sql"),
-    include_str!("../../schema/0002_token_generators.sql"),
-    include_str!("../../schema/0003_chain_anchor.sql"),
+    include_str!("../../../schema/sqlite/0001_event_log.sql"),
+    include_str!("../../../schema/sqlite/0002_token_generators.sql"),
+    include_str!("../../../schema/sqlite/0003_chain_anchor.sql"),
 ];
 
 /// The schema version this build writes.

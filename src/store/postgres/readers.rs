@@ -1,0 +1,65 @@
+//! Reader connections for PostgreSQL: a small pool, grown on demand up to `pool_size` idle
+//! connections; a connection that failed is dropped, so the pool heals when the database is back.
+
+use std::sync::Mutex;
+
+use super::rows::{self, Conn};
+use super::PgOptions;
+use crate::store::backend::ReadStore;
+use crate::store::records::{BResult, BackendError, ClientRow, StoredEvent, TokenRow, UserRow};
+
+pub struct PgReads {
+    options: PgOptions,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl PgReads {
+    pub fn new(options: PgOptions) -> Self {
+        Self { options, idle: Mutex::default() }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Conn) -> BResult<R>) -> BResult<R> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) if !c.client.is_closed() => c,
+            _ => Conn::new(self.options.connect()?),
+        };
+        let result = f(&mut conn);
+        if matches!(result, Err(BackendError::Unavailable(_))) {
+            return result;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < self.options.pool_size {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl ReadStore for PgReads {
+    fn client(&self, client: &str) -> BResult<Option<ClientRow>> {
+        self.with(|c| rows::client(c, client))
+    }
+    fn user(&self, key: &str) -> BResult<Option<UserRow>> {
+        self.with(|c| rows::user(c, key))
+    }
+    fn checkpoint(&self) -> BResult<i64> {
+        self.with(rows::checkpoint)
+    }
+    fn head(&self) -> BResult<i64> {
+        self.with(rows::head)
+    }
+    fn read_after(&self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
+        self.with(|c| rows::read_after(c, after, limit))
+    }
+    fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)> {
+        self.with(|c| {
+            c.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+            let read = rows::checkpoint(c).and_then(|at| Ok((at, rows::all_tokens(c)?)));
+            let ended = c.client.batch_execute("COMMIT");
+            let read = read?;
+            ended?;
+            Ok(read)
+        })
+    }
+}

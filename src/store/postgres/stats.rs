@@ -1,0 +1,52 @@
+//! How long appenders hold the `log_head` row lock: from the `FOR UPDATE` to the end of COMMIT,
+//! per group-commit batch. Logged every ten seconds while batches run, for the benchmarks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Buckets of 2^k microseconds, k = 0..=23 (up to ~8 s).
+const BUCKETS: usize = 24;
+
+static COUNTS: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
+static TOTAL_MICROS: AtomicU64 = AtomicU64::new(0);
+static LAST_REPORT: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Records one batch's hold time.
+pub fn record(held: Duration) {
+    let micros = held.as_micros().min(u64::MAX as u128) as u64;
+    let bucket = (64 - micros.max(1).leading_zeros() as usize - 1).min(BUCKETS - 1);
+    COUNTS[bucket].fetch_add(1, Ordering::Relaxed);
+    TOTAL_MICROS.fetch_add(micros, Ordering::Relaxed);
+    let mut last = LAST_REPORT.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    match *last {
+        Some(at) if now.duration_since(at) < Duration::from_secs(10) => {}
+        Some(_) => {
+            *last = Some(now);
+            drop(last);
+            let (batches, mean, p99) = summary();
+            tracing::info!(batches, mean_us = mean, p99_us_at_most = p99, "log_head lock hold time");
+        }
+        None => *last = Some(now),
+    }
+}
+
+/// Batches so far, the mean hold time and the p99's upper bucket bound, in microseconds.
+pub fn summary() -> (u64, u64, u64) {
+    let counts: Vec<u64> = COUNTS.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let batches: u64 = counts.iter().sum();
+    if batches == 0 {
+        return (0, 0, 0);
+    }
+    let mean = TOTAL_MICROS.load(Ordering::Relaxed) / batches;
+    let wanted = batches - batches / 100;
+    let mut seen = 0;
+    for (k, n) in counts.iter().enumerate() {
+        seen += n;
+        if seen >= wanted {
+            return (batches, mean, 1u64 << (k + 1));
+        }
+    }
+    (batches, mean, 1u64 << BUCKETS)
+}

@@ -1,0 +1,65 @@
+//! Read-only connections for introspection and client authentication, used off the async
+//! executor's threads.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+
+use super::{log, open_reader, projection, views};
+use crate::store::backend::ReadStore;
+use crate::store::records::{BResult, ClientRow, StoredEvent, TokenRow, UserRow};
+
+/// A small pool of read-only connections; grows on demand, keeps at most `MAX_IDLE`.
+pub struct SqliteReads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+const MAX_IDLE: usize = 16;
+
+impl SqliteReads {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, idle: Mutex::default() }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Connection) -> BResult<R>) -> BResult<R> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+        result
+    }
+}
+
+impl ReadStore for SqliteReads {
+    fn client(&self, client: &str) -> BResult<Option<ClientRow>> {
+        self.with(|c| views::client(c, client))
+    }
+    fn user(&self, key: &str) -> BResult<Option<UserRow>> {
+        self.with(|c| views::user(c, key))
+    }
+    fn checkpoint(&self) -> BResult<i64> {
+        self.with(projection::checkpoint)
+    }
+    fn head(&self) -> BResult<i64> {
+        self.with(|c| Ok(log::tail(c)?.position))
+    }
+    fn read_after(&self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
+        self.with(|c| log::read_after(c, after, limit))
+    }
+    fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)> {
+        self.with(|c| {
+            c.execute_batch("BEGIN")?;
+            let read = projection::checkpoint(c).and_then(|at| Ok((at, views::all_active(c)?)));
+            let _ = c.execute_batch("COMMIT");
+            read
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! The SQLite write side of the seam: the writer connection running batch transactions.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+use uuid::Uuid;
+
+use super::{log, projection, views};
+use crate::store::backend::{ViewReads, WriteStore};
+use crate::store::records::{BResult, ClientRow, RotatedRow, StoredEvent, Tail, TokenRow, UserRow, ViewOp};
+
+/// The writer connection. `BEGIN IMMEDIATE` takes SQLite's write lock for the whole batch.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (and migrates) the database for writing.
+    pub fn open(path: &Path) -> BResult<Self> {
+        Ok(Self { conn: super::open_writer(path)? })
+    }
+
+    /// Wraps a connection opened elsewhere (tests, the audit CLI).
+    pub fn from_connection(conn: Connection) -> Self {
+        Self { conn }
+    }
+
+    /// The server's writer: automatic WAL checkpoints off, a checkpointer thread instead.
+    pub fn serve(&self, path: &Path) -> BResult<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        super::spawn_checkpointer(path, Duration::from_millis(250))
+            .map_err(|e| crate::store::records::BackendError::Other(Box::new(e)))
+    }
+
+    /// The connection, for SQLite-only tools (benchmark pragmas).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn exec(&self, sql: &str) -> BResult<()> {
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+}
+
+impl ViewReads for SqliteStore {
+    fn token_by_stream(&mut self, stream: &str) -> BResult<Option<TokenRow>> {
+        views::active_by_stream(&self.conn, stream)
+    }
+    fn token_by_access(&mut self, digest: &[u8; 32]) -> BResult<Option<TokenRow>> {
+        views::active_by_access(&self.conn, digest)
+    }
+    fn token_by_refresh(&mut self, digest: &[u8; 32]) -> BResult<Option<TokenRow>> {
+        views::active_by_refresh(&self.conn, digest)
+    }
+    fn token_by_family(&mut self, family: Uuid) -> BResult<Option<TokenRow>> {
+        views::active_by_family(&self.conn, family)
+    }
+    fn tokens_of_client(&mut self, client: &str) -> BResult<Vec<TokenRow>> {
+        views::active_of_client(&self.conn, client)
+    }
+    fn rotated(&mut self, digest: &[u8; 32]) -> BResult<Option<RotatedRow>> {
+        views::rotated(&self.conn, digest)
+    }
+    fn client(&mut self, client: &str) -> BResult<Option<ClientRow>> {
+        views::client(&self.conn, client)
+    }
+    fn user(&mut self, key: &str) -> BResult<Option<UserRow>> {
+        views::user(&self.conn, key)
+    }
+}
+
+impl WriteStore for SqliteStore {
+    fn begin(&mut self) -> BResult<Tail> {
+        self.exec("BEGIN IMMEDIATE")?;
+        match log::tail(&self.conn) {
+            Ok(tail) => Ok(tail),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+    fn stream_version(&mut self, stream: &str) -> BResult<i64> {
+        log::stream_version(&self.conn, stream)
+    }
+    fn insert_event(&mut self, event: &StoredEvent) -> BResult<()> {
+        log::insert(&self.conn, event)
+    }
+    fn project(&mut self, op: &ViewOp) -> BResult<()> {
+        projection::apply(&self.conn, op)
+    }
+    fn savepoint(&mut self) -> BResult<()> {
+        self.exec("SAVEPOINT command")
+    }
+    fn rollback_to_savepoint(&mut self) -> BResult<()> {
+        self.exec("ROLLBACK TO command")?;
+        self.exec("RELEASE command")
+    }
+    fn release_savepoint(&mut self) -> BResult<()> {
+        self.exec("RELEASE command")
+    }
+    fn commit(&mut self, tail: Option<&Tail>) -> BResult<()> {
+        if let Some(tail) = tail {
+            projection::set_checkpoint(&self.conn, tail.position)?;
+        }
+        self.exec("COMMIT")
+    }
+    fn rollback(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+    fn checkpoint(&mut self) -> BResult<i64> {
+        projection::checkpoint(&self.conn)
+    }
+    fn read_after(&mut self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
+        log::read_after(&self.conn, after, limit)
+    }
+    fn anchor(&mut self) -> BResult<(i64, Vec<u8>)> {
+        log::anchor(&self.conn)
+    }
+    fn set_anchor(&mut self, position: i64, hash: &[u8]) -> BResult<()> {
+        log::set_anchor(&self.conn, position, hash)
+    }
+    fn hash_at(&mut self, position: i64) -> BResult<Option<Vec<u8>>> {
+        log::hash_at(&self.conn, position)
+    }
+    fn close(&mut self) {
+        // Leave a self-contained database file.
+        if let Err(e) = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "the final WAL checkpoint failed");
+        }
+    }
+}

@@ -45,6 +45,8 @@ pub enum ReplayError {
     Stdin(std::io::Error),
     #[error("cannot create a scratch database: {0}")]
     Scratch(std::io::Error),
+    #[error("{0}")]
+    Postgres(String),
 }
 
 impl From<rusqlite::Error> for ReplayError {

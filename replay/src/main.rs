@@ -178,6 +178,11 @@ fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { database, check, force_while_serving } => {
+            if let Location::Postgres(_) = Location::of_db(database.path()?) {
+                return Err(ReplayError::Postgres(
+                    "rebuild reads and swaps SQLite views only for now; on PostgreSQL use verify, audit, replay, export or stats".into(),
+                ));
+            }
             let options = Options { check_only: check, force_while_serving };
             let mut progress = Progress::on_stderr("rebuild", 0);
             let report = rebuild::rebuild(&database.path()?, options, &mut progress)?;
@@ -198,7 +203,7 @@ fn export(
     out: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode, ReplayError> {
-    let source = Source::open(&Location::Database(database.path()?))?;
+    let source = Source::open(&Location::of_db(database.path()?))?;
     match out {
         Some(file) => print(&export::export_to_file(&source, since, file)?, json)?,
         None => {
@@ -228,7 +233,7 @@ impl SourceArgs {
     fn location(&self) -> Result<Location, ReplayError> {
         match &self.log {
             Some(log) => Ok(Location::Log(log.clone())),
-            None => Ok(Location::Database(database_path(&self.db, &self.config)?)),
+            None => Ok(Location::of_db(database_path(&self.db, &self.config)?)),
         }
     }
 }

@@ -8,7 +8,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
+use token_ledger::config::redact_url;
+use token_ledger::store::backend::ReadStore as _;
 use token_ledger::store::log::StoredEvent;
+use token_ledger::store::postgres::{PgOptions, PgReads};
 use token_ledger::store::sqlite::log::for_each_after;
 use token_ledger::store::sqlite::open_reader;
 use token_ledger::store::StoreError;
@@ -21,13 +24,40 @@ use crate::ReplayError;
 pub enum Location {
     Database(PathBuf),
     Log(PathBuf),
+    /// A PostgreSQL connection string (`postgres://…` or `host=… dbname=…`).
+    Postgres(String),
+}
+
+impl Location {
+    /// `--db`: a PostgreSQL connection string when it looks like one, else a SQLite file.
+    pub fn of_db(db: PathBuf) -> Self {
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") || text.contains("dbname=") {
+            Self::Postgres(text.into_owned())
+        } else {
+            Self::Database(db)
+        }
+    }
 }
 
 /// An opened source of events.
 pub enum Source {
-    Database { path: PathBuf, conn: Connection },
-    Log { path: PathBuf },
+    Database {
+        path: PathBuf,
+        conn: Connection,
+    },
+    Log {
+        path: PathBuf,
+    },
+    /// Read through the server's PostgreSQL backend; `shown` is the URL without its password.
+    Postgres {
+        shown: PathBuf,
+        reads: Box<PgReads>,
+    },
 }
+
+/// Events read per PostgreSQL query.
+const PAGE: usize = 1000;
 
 /// Whether to go on reading after an event.
 pub type Flow = ControlFlow<()>;
@@ -42,6 +72,15 @@ impl Source {
                 File::open(path).map_err(|source| ReplayError::Read { path: path.clone(), source })?;
                 Ok(Self::Log { path: path.clone() })
             }
+            Location::Postgres(url) => {
+                let password = std::env::var("PGPASSWORD").ok();
+                let options = PgOptions::parse(url, password.as_deref(), 1)
+                    .map_err(|e| ReplayError::Postgres(e.to_string()))?;
+                let reads = Box::new(PgReads::new(options));
+                // Fails here, once, when the database cannot be reached.
+                reads.head().map_err(StoreError::from)?;
+                Ok(Self::Postgres { shown: PathBuf::from(redact_url(url)), reads })
+            }
         }
     }
 
@@ -49,13 +88,14 @@ impl Source {
     pub fn database(&self) -> Option<&Connection> {
         match self {
             Self::Database { conn, .. } => Some(conn),
-            Self::Log { .. } => None,
+            Self::Log { .. } | Self::Postgres { .. } => None,
         }
     }
 
     pub fn path(&self) -> &Path {
         match self {
             Self::Database { path, .. } | Self::Log { path } => path,
+            Self::Postgres { shown, .. } => shown,
         }
     }
 
@@ -79,6 +119,21 @@ impl Source {
             // `position > i64::MIN` is every row but one at i64::MIN itself, which
             // `has_position_min` lets `verify` report.
             Self::Database { conn, .. } => walk_database(conn, after.unwrap_or(i64::MIN), each),
+            Self::Postgres { reads, .. } => {
+                let mut position = after.unwrap_or(i64::MIN);
+                loop {
+                    let page = reads.read_after(position, PAGE).map_err(StoreError::from)?;
+                    let Some(last) = page.last().map(|e| e.position) else {
+                        return Ok(());
+                    };
+                    for event in page {
+                        if each(event)?.is_break() {
+                            return Ok(());
+                        }
+                    }
+                    position = last;
+                }
+            }
             Self::Log { path } => {
                 let file =
                     File::open(path).map_err(|source| ReplayError::Read { path: path.clone(), source })?;

@@ -93,7 +93,12 @@ fn from_log(source: &Source) -> Result<Stats, ReplayError> {
         by_day,
         now.by_client,
         None,
-        Size { file_bytes: file_size(source.path())?, wal_bytes: None, free_bytes: None },
+        Size {
+            // A PostgreSQL log has no file of its own to measure.
+            file_bytes: if matches!(source, Source::Postgres { .. }) { 0 } else { file_size(source.path())? },
+            wal_bytes: None,
+            free_bytes: None,
+        },
     ))
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use reqwest::StatusCode;
 
-use crate::helpers::postgres::spawn_nodes;
+use crate::helpers::postgres::{assert_final_log_verifies, spawn_nodes};
 use crate::helpers::{assert_revoke_ok, inactive, ConfigOverrides, TestApp, Tokens};
 
 const NODES: usize = 3;
@@ -137,6 +137,8 @@ async fn a_killed_node_loses_nothing_it_acknowledged_and_the_others_keep_serving
     for token in &acknowledged {
         assert!(nodes[0].is_active(token).await);
     }
+    let url = nodes[0].config_url();
+    assert!(assert_final_log_verifies(&url).await >= 14);
 }
 
 #[tokio::test]
@@ -205,4 +207,5 @@ async fn postgres_stopped_and_started_under_load_answers_503_then_recovers_by_it
         assert!(n.is_active(&before.access_token).await, "the token acknowledged before the outage");
         assert!(n.is_active(&after.access_token).await);
     }
+    assert_final_log_verifies(&nodes[0].config_url()).await;
 }

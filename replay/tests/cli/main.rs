@@ -7,6 +7,7 @@ mod errors;
 mod export;
 mod fixtures;
 mod helpers;
+mod postgres;
 mod rebuild;
 mod record;
 mod replay_at;

@@ -71,6 +71,13 @@ impl Deployment {
         &self.admin_password
     }
 
+    /// The PostgreSQL connection string of this deployment's config (panics on SQLite).
+    pub fn config_url(&self) -> String {
+        let text = std::fs::read_to_string(self.config_path()).expect("read deployment.toml");
+        let line = text.lines().find_map(|l| l.strip_prefix("url = ")).expect("a [database] url");
+        line.trim_matches('"').to_owned()
+    }
+
     /// Rewrites the config file from overrides.
     pub fn write_config_overrides(&self, config: &ConfigOverrides) {
         self.write_config(&config.to_toml());

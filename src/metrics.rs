@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::store::backend::ReadStore;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use rusqlite::Connection;
 
 use crate::store::writer::WriterObserver;
 use crate::store::StoreError;
@@ -166,29 +166,39 @@ impl Metrics {
         self.last_batch_failed.load(Ordering::Relaxed) != 0
     }
 
-    /// Counts the events appended since the last call, read in one statement (one snapshot).
-    pub fn count_new_events(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// Counts the events appended since the last call, read through the storage seam in pages
+    /// (every node counts the whole log, so any node's scrape shows the service's totals).
+    /// At most `SCRAPE_EVENTS` per scrape: a scrape after a long pause catches up over several.
+    pub fn count_new_events(&self, reads: &dyn ReadStore) -> Result<(), StoreError> {
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let mut statement = conn.prepare_cached(
-            "SELECT event_type, grant_type, json_extract(payload, '$.reason'), count(*), max(position)
-             FROM events WHERE position > ?1 GROUP BY 1, 2, 3",
-        )?;
-        let mut rows = statement.query([*cursor])?;
-        let mut head = *cursor;
-        while let Some(row) = rows.next()? {
-            let (event_type, grant, reason): (String, Option<String>, Option<String>) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            let (count, last): (u64, i64) = (row.get(3)?, row.get(4)?);
-            head = head.max(last);
-            self.events.get_or_create(&EventLabels { event_type: event_type.clone() }).inc_by(count);
-            if let Some(outcome) = outcome_of(&event_type, reason.as_deref()) {
-                let grant = grant_label(grant.as_deref().unwrap_or("none")).to_owned();
-                self.outcomes.get_or_create(&OutcomeLabels { grant, outcome }).inc_by(count);
+        let mut counted = 0;
+        while counted < SCRAPE_EVENTS {
+            let page = reads.read_after(*cursor, SCRAPE_PAGE)?;
+            let Some(last) = page.last().map(|e| e.position) else { break };
+            counted += page.len();
+            for event in &page {
+                self.count_event(event);
             }
+            *cursor = last;
         }
-        *cursor = head;
-        self.log_position.set(head);
+        self.log_position.set(*cursor);
         Ok(())
+    }
+
+    fn count_event(&self, event: &crate::store::records::StoredEvent) {
+        let event_type = event.event_type.as_str();
+        self.events.get_or_create(&EventLabels { event_type: event_type.to_owned() }).inc();
+        let reason = if event_type == "TokenRevoked" {
+            serde_json::from_str::<serde_json::Value>(&event.payload)
+                .ok()
+                .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome_of(event_type, reason.as_deref()) {
+            let grant = grant_label(event.meta.grant_type.as_deref().unwrap_or("none")).to_owned();
+            self.outcomes.get_or_create(&OutcomeLabels { grant, outcome }).inc();
+        }
     }
 
     /// Sets the gauges read at scrape time and renders everything.
@@ -201,6 +211,10 @@ impl Metrics {
         text
     }
 }
+
+/// Most events one scrape reads from the log, and how many per read.
+const SCRAPE_EVENTS: usize = 200_000;
+const SCRAPE_PAGE: usize = 5_000;
 
 impl WriterObserver for Metrics {
     fn queued(&self) {

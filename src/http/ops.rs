@@ -62,17 +62,20 @@ async fn readiness(app: &AppState) -> Result<i64, NotReady> {
     if app.metrics.last_batch_failed() {
         return Err(NotReady::LastWriteFailed);
     }
-    let db = app.settings.database.path.clone();
-    tokio::task::spawn_blocking(move || probe_write(&db))
-        .await
-        .map_err(|e| NotReady::NotWritable(std::io::Error::other(e)))?
-        .map_err(NotReady::NotWritable)?;
+    // The local disk matters only where the log lives on it; PostgreSQL's writability shows
+    // in the writer's last batch (above) and its reachability in the reads below.
+    if app.settings.database.kind == crate::config::DatabaseKind::Sqlite {
+        let db = app.settings.database.path.clone();
+        tokio::task::spawn_blocking(move || probe_write(&db))
+            .await
+            .map_err(|e| NotReady::NotWritable(std::io::Error::other(e)))?
+            .map_err(NotReady::NotWritable)?;
+    }
     let (views, log) = app
         .readers
-        .with(|conn| {
-            let views = crate::store::projection::checkpoint(conn)?;
-            let log: i64 =
-                conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))?;
+        .with(|reads| {
+            let views = reads.checkpoint()?;
+            let log = reads.head()?;
             Ok((views, log))
         })
         .await

@@ -6,8 +6,8 @@ mod config;
 mod deployment;
 mod events;
 mod oauth;
-mod tools;
 pub mod postgres;
+mod tools;
 
 use std::path::{Path, PathBuf};
 

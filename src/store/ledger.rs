@@ -22,7 +22,9 @@ use crate::domain::grant::{
     decide_issue, decide_refresh, decide_revoke, refreshed_scopes, revoke_all_of_client, Decision,
     DomainError, IssueRequest, Policy, RefreshLookup, Renewal,
 };
+use crate::domain::client::ClientOAuth;
 use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, TokenKey, Username};
+use super::authz_commands::{self, AuthzCommand, Redeemed};
 use crate::tokens::{Generators, TokenGenerator};
 
 /// What a caller asks the ledger to do.
@@ -49,6 +51,8 @@ pub enum Command {
         grant_types: Vec<GrantType>,
         /// The client's token generator by name; `None` for the server-wide default.
         access_token_type: Option<String>,
+        /// Redirect URIs, public client, PKCE rules.
+        oauth: ClientOAuth,
     },
     DeleteClient {
         client_id: ClientId,
@@ -64,6 +68,8 @@ pub enum Command {
         username: Username,
         password_hash: String,
     },
+    /// The authorization code flow (src/store/authz_commands.rs).
+    Authz(AuthzCommand),
 }
 
 /// A command with the request it came from.
@@ -90,11 +96,14 @@ pub struct NewClient {
     pub client_name: String,
     pub grant_types: Vec<GrantType>,
     pub access_token_type: Option<String>,
+    pub oauth: ClientOAuth,
 }
 
 #[derive(Debug, Clone)]
 pub enum Reply {
     Granted(Granted),
+    /// A code was exchanged: the tokens and what the ID token needs.
+    Redeemed(Redeemed),
     Client(NewClient),
     Done,
 }
@@ -255,6 +264,7 @@ fn memory_change(conn: &Connection, event: &Event) -> Result<Option<Change>, Sto
             secret_digest: c.secret_digest,
             grant_types: c.grant_types.clone(),
             access_token_type: c.access_token_type.clone(),
+            oauth: c.oauth.clone(),
         }))),
         Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
         _ => None,
@@ -262,15 +272,15 @@ fn memory_change(conn: &Connection, event: &Event) -> Result<Option<Change>, Sto
 }
 
 /// What the ledger needs to decide.
-struct Context<'a> {
-    sealer: &'a Sealer,
-    policy: &'a Policy,
-    generators: &'a Generators,
-    now: Millis,
+pub(super) struct Context<'a> {
+    pub(super) sealer: &'a Sealer,
+    pub(super) policy: &'a Policy,
+    pub(super) generators: &'a Generators,
+    pub(super) now: Millis,
 }
 
 /// Events to commit and the reply to give.
-type Answer = (Vec<Pending>, Result<Reply, Refusal>);
+pub(super) type Answer = (Vec<Pending>, Result<Reply, Refusal>);
 
 fn execute(
     conn: &Connection,
@@ -296,9 +306,13 @@ fn execute(
             let d = decide_revoke(found.as_ref(), &client);
             (d.events, d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain))
         }
-        Command::RegisterClient { name, grant_types, access_token_type } => {
-            register_client(name, grant_types, access_token_type)
+        Command::RegisterClient { name, grant_types, access_token_type, oauth } => {
+            register_client(name, grant_types, access_token_type, oauth)
         }
+        Command::Authz(command) => match authz_commands::execute(conn, cx, command)? {
+            Some(done) => done,
+            None => return Ok(Err(Refusal::UnknownClient)),
+        },
         Command::DeleteClient { client_id } => {
             if views::client(conn, &client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
@@ -340,7 +354,7 @@ fn execute(
 }
 
 /// The client's generator and how its requests treat an active token (code beats config).
-fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
+pub(super) fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
     let generator = cx.generators.for_client(client.access_token_type.as_deref());
     let renewal = Renewal::resolve(cx.policy.renew_access_token_per_request, generator.renew_per_request());
     (generator, renewal)
@@ -392,7 +406,7 @@ fn refresh(
 }
 
 /// The events to commit and the reply, with the token values the mint made or kept.
-fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
+pub(super) fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
     let reply = match &d.outcome {
         Ok(outcome) => Ok(mint.granted(outcome)?.map_or(Reply::Done, Reply::Granted)),
         Err(e) => Err(Refusal::Domain(e.clone())),
@@ -400,12 +414,18 @@ fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
     Ok((d.events, reply))
 }
 
-fn user_stream(username: &Username) -> String {
+pub(super) fn user_stream(username: &Username) -> String {
     format!("user-{}", username.canonical())
 }
 
-fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type: Option<String>) -> Answer {
+fn register_client(
+    name: String,
+    grant_types: Vec<GrantType>,
+    access_token_type: Option<String>,
+    oauth: ClientOAuth,
+) -> Answer {
     let client_id = ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
+    // A public client has no secret; the digest of a value nobody ever sees matches nothing.
     let client_secret = crypto::new_secret();
     let event = Event::ClientRegistered(ClientRegistered {
         client_id: client_id.clone(),
@@ -413,6 +433,7 @@ fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type:
         secret_digest: Digest::of(client_secret.as_bytes()),
         grant_types: grant_types.clone(),
         access_token_type: access_token_type.clone(),
+        oauth: oauth.clone(),
     });
     let stream = format!("client-{client_id}");
     let reply = Reply::Client(NewClient {
@@ -421,6 +442,7 @@ fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type:
         client_name: name,
         grant_types,
         access_token_type,
+        oauth,
     });
     (vec![Pending { stream, event }], Ok(reply))
 }

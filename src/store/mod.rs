@@ -1,5 +1,7 @@
 //! The SQLite event store: the log, its projections, the single writer and the readers.
 
+pub mod authz;
+pub mod authz_commands;
 pub mod ledger;
 pub mod log;
 pub mod memory;

@@ -13,13 +13,16 @@ pub const VIEWS: &str = "views";
 
 /// Applies one event to the views. Holds no rules: every historical log replays.
 pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(), StoreError> {
+    if super::authz::apply(conn, stored, event)? {
+        return Ok(());
+    }
     match event {
         Event::ClientRegistered(e) => {
             let grants: Vec<&str> = e.grant_types.iter().map(|g| g.as_str()).collect();
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO clients
-                    (client_id, client_name, secret_digest, grant_types, access_token_type)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                    (client_id, client_name, secret_digest, grant_types, access_token_type, oauth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 e.client_id.as_str(),
@@ -27,6 +30,7 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
                 &e.secret_digest.0[..],
                 grants.join(" "),
                 e.access_token_type,
+                serde_json::to_string(&e.oauth).map_err(|e| StoreError::Mint(e.to_string()))?,
             ])?;
         }
         Event::ClientDeleted(e) => {
@@ -91,6 +95,17 @@ pub fn apply(conn: &Connection, stored: &StoredEvent, event: &Event) -> Result<(
             conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?.execute([id])?;
         }
         Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) | Event::AuthenticationFailed(_) => {}
+        // The code flow's events fold in src/store/authz.rs, above.
+        Event::CodeIssued(_)
+        | Event::CodeRedeemed(_)
+        | Event::CodeRejected(_)
+        | Event::CodeReplayed(_)
+        | Event::LoginSucceeded(_)
+        | Event::LoginFailed(_)
+        | Event::SessionStarted(_)
+        | Event::SessionEnded(_)
+        | Event::ConsentGiven(_)
+        | Event::ConsentWithdrawn(_) => {}
     }
     Ok(())
 }

@@ -38,6 +38,7 @@ fn register(ledger: &mut Ledger) -> ClientId {
         access_token_type: None,
         name: "app".into(),
         grant_types: GrantType::ALL.to_vec(),
+        oauth: Default::default(),
     };
     match ledger.execute(envelope(command)).unwrap().unwrap() {
         Reply::Client(c) => c.client_id,

@@ -144,6 +144,8 @@ pub struct ClientRecord {
     pub secret_digest: Digest,
     pub grant_types: Vec<GrantType>,
     pub access_token_type: Option<String>,
+    /// Redirect URIs, public client, PKCE rules.
+    pub oauth: crate::domain::client::ClientOAuth,
 }
 
 impl ClientRecord {
@@ -154,7 +156,7 @@ impl ClientRecord {
 
 pub fn client(conn: &Connection, id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT client_id, client_name, secret_digest, grant_types, access_token_type
+        "SELECT client_id, client_name, secret_digest, grant_types, access_token_type, oauth
          FROM clients WHERE client_id = ?1",
     )?;
     let row = stmt
@@ -165,6 +167,7 @@ pub fn client(conn: &Connection, id: &ClientId) -> Result<Option<ClientRecord>, 
                 secret_digest: digest(r.get(2)?, 2)?,
                 grant_types: r.get::<_, String>(3)?.split(' ').filter_map(GrantType::parse).collect(),
                 access_token_type: r.get(4)?,
+                oauth: serde_json::from_str(&r.get::<_, String>(5)?).map_err(|_| corrupt(5, "bad oauth"))?,
             })
         })
         .optional()?;

@@ -2,6 +2,9 @@
 //! and speaks HTTP to it. The tests are the specification of the service's observable behaviour.
 
 mod abuse;
+mod browser;
+mod code_errors;
+mod code_flow;
 mod cli;
 mod concurrency;
 mod crash;

@@ -232,7 +232,9 @@ fn register_client(
             }
             if c.oauth.public {
                 // A public client has no secret to show.
-                body.as_object_mut().map(|o| o.remove("client_secret"));
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("client_secret");
+                }
                 body["token_endpoint_auth_method"] = "none".into();
             }
             println!("{body}");

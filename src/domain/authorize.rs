@@ -93,7 +93,10 @@ pub fn validate(
         Some("code") => {}
         None => return Err(RedirectError::new("invalid_request", "response_type is required")),
         Some(_) => {
-            return Err(RedirectError::new("unsupported_response_type", "only response_type=code is supported"))
+            return Err(RedirectError::new(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ))
         }
     }
     if !client.grant_types.contains(&GrantType::AuthorizationCode) {
@@ -145,12 +148,18 @@ fn parse_prompt(raw: Option<&str>) -> Result<Prompt, RedirectError> {
             // select_account has no meaning with one account per session: ignored.
             "select_account" => {}
             other => {
-                return Err(RedirectError::new("invalid_request", format!("unsupported prompt value {other:?}")))
+                return Err(RedirectError::new(
+                    "invalid_request",
+                    format!("unsupported prompt value {other:?}"),
+                ))
             }
         }
     }
     if prompt.none && (prompt.login || prompt.consent) {
-        return Err(RedirectError::new("invalid_request", "prompt=none cannot be combined with other values"));
+        return Err(RedirectError::new(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
     }
     Ok(prompt)
 }
@@ -196,7 +205,10 @@ pub fn next_step(
         return Next::IssueCode(signed_in);
     }
     if req.prompt.none {
-        return Next::Error(RedirectError::new("consent_required", "the person has not approved this application"));
+        return Next::Error(RedirectError::new(
+            "consent_required",
+            "the person has not approved this application",
+        ));
     }
     Next::Consent(signed_in)
 }

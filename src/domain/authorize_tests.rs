@@ -96,7 +96,9 @@ fn prompt_consent_shows_the_page_even_when_consent_is_remembered_and_none_answer
     let consent = valid(&AuthorizeParams { prompt: Some("consent".into()), ..params() }).unwrap();
     assert_eq!(next_step(&consent, Some(alice(0)), Some(&remembered), 1), Next::Consent(alice(0)));
     let none = valid(&AuthorizeParams { prompt: Some("none".into()), ..params() }).unwrap();
-    assert!(matches!(next_step(&none, Some(alice(0)), None, 1), Next::Error(e) if e.error == "consent_required"));
+    assert!(
+        matches!(next_step(&none, Some(alice(0)), None, 1), Next::Error(e) if e.error == "consent_required")
+    );
 }
 
 #[test]

@@ -139,7 +139,12 @@ mod tests {
     fn a_missing_redirect_uri_stands_for_the_only_registered_one() {
         let one = ClientOAuth::new(vec!["https://a.example/cb".into()], false, None, false);
         assert_eq!(one.redirect_for(None).as_deref(), Some("https://a.example/cb"));
-        let two = ClientOAuth::new(vec!["https://a.example/1".into(), "https://a.example/2".into()], false, None, false);
+        let two = ClientOAuth::new(
+            vec!["https://a.example/1".into(), "https://a.example/2".into()],
+            false,
+            None,
+            false,
+        );
         assert_eq!(two.redirect_for(None), None);
         assert_eq!(two.redirect_for(Some("https://a.example/2")).as_deref(), Some("https://a.example/2"));
         assert_eq!(two.redirect_for(Some("https://a.example/3")), None);

@@ -33,7 +33,12 @@ fn code(status: CodeStatus) -> CodeRecord {
 }
 
 fn request(c: &ClientId) -> Redemption<'_> {
-    Redemption { client: c, code_digest: Digest([7; 32]), redirect_uri: Some(CB), code_verifier: Some(VERIFIER) }
+    Redemption {
+        client: c,
+        code_digest: Digest([7; 32]),
+        redirect_uri: Some(CB),
+        code_verifier: Some(VERIFIER),
+    }
 }
 
 fn active_token() -> ActiveToken {

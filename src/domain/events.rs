@@ -58,7 +58,7 @@ pub struct ClientRegistered {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_type: Option<String>,
     /// Redirect URIs, public client, PKCE rules (absent in logs from before the code flow).
-    #[serde(default, flatten)]
+    #[serde(flatten)]
     pub oauth: ClientOAuth,
 }
 

@@ -16,7 +16,8 @@ use super::pages::{self, error_page, render, ConsentPage, LoginPage, CSRF_COOKIE
 use super::{AppState, RequestContext};
 use crate::crypto;
 use crate::domain::authorize::{
-    next_step, redirect_target, validate, AuthorizeParams, ClientView, Next, PageError, SignedIn, ValidRequest,
+    next_step, redirect_target, validate, AuthorizeParams, ClientView, Next, PageError, SignedIn,
+    ValidRequest,
 };
 use crate::domain::authz_events::{CodeIssued, ConsentGiven, ConsentWithdrawn};
 use crate::domain::types::{ClientId, Digest};
@@ -155,7 +156,11 @@ pub async fn check(app: &AppState, form: &OAuthForm) -> Result<Result<Checked, R
                 prompt: Default::default(),
                 max_age_ms: None,
             };
-            Ok(Err(to_client(app, &req, &[("error", e.error), ("error_description", &e.description)])))
+            Ok(Err(to_client(
+                app,
+                &req,
+                &[("error", e.error), ("error_description", e.description.as_str())],
+            )))
         }
     }
 }
@@ -172,7 +177,12 @@ pub async fn signed_in(app: &AppState, headers: &HeaderMap) -> Result<Option<(Si
 }
 
 /// Runs a request: a page, a code, or an error redirect.
-pub async fn authorize(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form: &OAuthForm) -> Response {
+pub async fn authorize(
+    app: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Response {
     match run(app, ctx, headers, form).await {
         Ok(response) => response,
         Err(e) => failure_page(e),
@@ -188,7 +198,12 @@ pub fn failure_page(e: ApiError) -> Response {
     error_page(status, "The service cannot answer right now. Try again in a moment.", None)
 }
 
-async fn run(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form: &OAuthForm) -> Result<Response, ApiError> {
+async fn run(
+    app: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Response, ApiError> {
     let Checked { client, req, params } = match check(app, form).await? {
         Ok(checked) => checked,
         Err(response) => return Ok(response),
@@ -205,7 +220,9 @@ async fn run(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form: &O
         Next::Login => login_page(app, headers, &client, &params, form.get("auth_failure")),
         Next::Consent(person) => consent_page(app, headers, &client, &req, &params, &person),
         Next::IssueCode(person) => issue_code(app, ctx, &client, &req, &person, None).await?,
-        Next::Error(e) => to_client(app, &req, &[("error", e.error), ("error_description", &e.description)]),
+        Next::Error(e) => {
+            to_client(app, &req, &[("error", e.error), ("error_description", e.description.as_str())])
+        }
     })
 }
 
@@ -215,7 +232,9 @@ fn with_csrf(app: &AppState, headers: &HeaderMap, page: impl FnOnce(String) -> R
     let mut response = page(app.authz.csrf.token(&cookie));
     if fresh {
         let secure = app.settings.transport.https.enabled;
-        response.headers_mut().append(header::SET_COOKIE, pages::set_cookie(CSRF_COOKIE, Some(&cookie), secure));
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, pages::set_cookie(CSRF_COOKIE, Some(&cookie), secure));
     }
     response
 }
@@ -252,7 +271,8 @@ fn consent_page(
     person: &SignedIn,
 ) -> Response {
     let scopes = req.scopes.to_string();
-    let scopes = scopes.split(' ').filter(|s| !s.is_empty()).map(|s| (s.to_owned(), pages::scope_words(s))).collect();
+    let scopes: Vec<(String, String)> =
+        scopes.split(' ').filter(|s| !s.is_empty()).map(|s| (s.to_owned(), pages::scope_words(s))).collect();
     with_csrf(app, headers, |csrf| {
         let page = ConsentPage {
             client_name: client.client_name.clone(),
@@ -303,7 +323,7 @@ async fn issue_code(
     let meta = page_meta(ctx, &client.client_id, Some(person.username.as_str()));
     let command = Command::Authz(AuthzCommand::IssueCode { code: issued, consent });
     app.writer.execute(Envelope { command, meta }).await??;
-    Ok(to_client(app, req, &[("code", &code)]))
+    Ok(to_client(app, req, &[("code", code.as_str())]))
 }
 
 /// `GET /oauth2/authorize`.
@@ -315,7 +335,9 @@ pub async fn authorize_get(
 ) -> Response {
     match OAuthForm::parse(uri.query().unwrap_or_default().as_bytes()) {
         Ok(form) => authorize(&app, &ctx, &headers, &form).await,
-        Err(_) => error_page(StatusCode::BAD_REQUEST, "The request has repeated or malformed parameters.", None),
+        Err(_) => {
+            error_page(StatusCode::BAD_REQUEST, "The request has repeated or malformed parameters.", None)
+        }
     }
 }
 
@@ -351,7 +373,12 @@ pub fn csrf_refused() -> Response {
     )
 }
 
-async fn consent(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form: &OAuthForm) -> Result<Response, ApiError> {
+async fn consent(
+    app: &AppState,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Response, ApiError> {
     if !csrf_ok(app, headers, form) {
         return Ok(csrf_refused());
     }
@@ -367,7 +394,8 @@ async fn consent(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form
         Some("approve") => false,
         Some("approveAlways") => true,
         Some("deny") => {
-            let withdrawn = ConsentWithdrawn { username: person.username.clone(), client_id: client.client_id.clone() };
+            let withdrawn =
+                ConsentWithdrawn { username: person.username.clone(), client_id: client.client_id.clone() };
             let meta = page_meta(ctx, &client.client_id, Some(person.username.as_str()));
             let command = Command::Authz(AuthzCommand::Deny(withdrawn));
             app.writer.execute(Envelope { command, meta }).await??;
@@ -375,7 +403,10 @@ async fn consent(app: &AppState, ctx: &RequestContext, headers: &HeaderMap, form
             return Ok(to_client(app, &req, &pairs));
         }
         _ => {
-            let pairs = [("error", "invalid_request"), ("error_description", "consent must be approve, approveAlways or deny")];
+            let pairs = [
+                ("error", "invalid_request"),
+                ("error_description", "consent must be approve, approveAlways or deny"),
+            ];
             return Ok(to_client(app, &req, &pairs));
         }
     };

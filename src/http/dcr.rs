@@ -50,7 +50,14 @@ struct ClientBody {
 }
 
 impl ClientBody {
-    fn new(id: &ClientId, secret: Option<String>, name: String, grants: &[GrantType], att: Option<String>, oauth: ClientOAuth) -> Self {
+    fn new(
+        id: &ClientId,
+        secret: Option<String>,
+        name: String,
+        grants: &[GrantType],
+        att: Option<String>,
+        oauth: ClientOAuth,
+    ) -> Self {
         Self {
             client_id: id.to_string(),
             client_secret: secret.filter(|_| !oauth.public),
@@ -94,7 +101,9 @@ pub fn parse_oauth(
     let oauth = ClientOAuth::new(redirect_uris, public, pkce_mandatory, pkce_plain);
     oauth.check()?;
     if grants.contains(&GrantType::AuthorizationCode) && oauth.redirect_uris.is_empty() {
-        return Err(OAuthMetadataError::Metadata("the authorization_code grant needs at least one redirect URI"));
+        return Err(OAuthMetadataError::Metadata(
+            "the authorization_code grant needs at least one redirect URI",
+        ));
     }
     if public && grants.iter().any(|g| matches!(g, GrantType::Password | GrantType::ClientCredentials)) {
         return Err(OAuthMetadataError::Metadata(
@@ -166,8 +175,7 @@ pub async fn register(
         reg.ext_pkce_mandatory,
         reg.ext_pkce_support_plain.unwrap_or(false),
         &grant_types,
-    )
-    ?;
+    )?;
     let command = Command::RegisterClient { name, grant_types, access_token_type, oauth };
     match app.writer.execute(Envelope { command, meta: meta(ctx) }).await?? {
         Reply::Client(c) => {

@@ -6,7 +6,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 
-use super::authorize::{authorize_url, check, csrf_ok, csrf_refused, failure_page, page_meta, see_other, signed_in, Checked};
+use super::authorize::{
+    authorize_url, check, csrf_ok, csrf_refused, failure_page, page_meta, see_other, signed_in, Checked,
+};
 use super::error::ApiError;
 use super::form::OAuthForm;
 use super::pages::{self, render, LogoutPage, CSRF_COOKIE, SESSION_COOKIE};
@@ -81,7 +83,9 @@ async fn sign_in(app: &AppState, ctx: &RequestContext, form: &OAuthForm) -> Resu
             consecutive_failures: failure.consecutive,
             locked_until: failure.locked_until,
         };
-        app.writer.execute(Envelope { command: Command::Authz(AuthzCommand::RecordLoginFailure(event)), meta }).await??;
+        app.writer
+            .execute(Envelope { command: Command::Authz(AuthzCommand::RecordLoginFailure(event)), meta })
+            .await??;
         return Ok(see_other(&authorize_url(&params, Some("invalid"))));
     };
     app.lockouts.succeed(&key);
@@ -96,11 +100,14 @@ async fn sign_in(app: &AppState, ctx: &RequestContext, form: &OAuthForm) -> Resu
     let command = Command::Authz(AuthzCommand::StartSession { client_id: client.client_id.clone(), session });
     app.writer.execute(Envelope { command, meta }).await??;
     // The person just signed in: `prompt=login` is satisfied and must not ask again.
-    params.prompt = params.prompt.map(|p| p.split(' ').filter(|v| *v != "login").collect::<Vec<_>>().join(" "));
+    params.prompt =
+        params.prompt.map(|p| p.split(' ').filter(|v| *v != "login").collect::<Vec<_>>().join(" "));
     params.prompt = params.prompt.filter(|p| !p.is_empty());
     let mut response = see_other(&authorize_url(&params, None));
     let secure = app.settings.transport.https.enabled;
-    response.headers_mut().append(header::SET_COOKIE, pages::set_cookie(SESSION_COOKIE, Some(&value), secure));
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, pages::set_cookie(SESSION_COOKIE, Some(&value), secure));
     Ok(response)
 }
 
@@ -115,7 +122,9 @@ pub async fn logout_page(State(app): State<AppState>, headers: HeaderMap) -> Res
     let mut response = render(StatusCode::OK, &page);
     if fresh {
         let secure = app.settings.transport.https.enabled;
-        response.headers_mut().append(header::SET_COOKIE, pages::set_cookie(CSRF_COOKIE, Some(&cookie), secure));
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, pages::set_cookie(CSRF_COOKIE, Some(&cookie), secure));
     }
     response
 }
@@ -136,7 +145,8 @@ pub async fn logout(
             peer: Some(ctx.peer.clone()),
             ..RequestMeta::default()
         };
-        let command = Command::Authz(AuthzCommand::EndSession { session_digest: Digest::of(value.as_bytes()) });
+        let command =
+            Command::Authz(AuthzCommand::EndSession { session_digest: Digest::of(value.as_bytes()) });
         match app.writer.execute(Envelope { command, meta }).await {
             Ok(Ok(_)) => {}
             Ok(Err(refusal)) => return failure_page(refusal.into()),

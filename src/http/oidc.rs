@@ -54,7 +54,11 @@ pub fn at_hash(access_token: &str) -> String {
 }
 
 /// Signs the ID token for a redeemed code.
-pub fn id_token(app: &AppState, client_id: &str, r: &Redeemed) -> Result<String, jsonwebtoken::errors::Error> {
+pub fn id_token(
+    app: &AppState,
+    client_id: &str,
+    r: &Redeemed,
+) -> Result<String, jsonwebtoken::errors::Error> {
     let signing = app.authz.id_keys.signing();
     let mut header = Header::new(signing.alg);
     header.kid = Some(signing.kid.clone());
@@ -138,7 +142,11 @@ pub async fn userinfo(app: &AppState, headers: &HeaderMap, form: Option<&OAuthFo
     let found = app.memory.token(&Digest::of(token.as_bytes()));
     let live = found.filter(|(half, t)| *half == Half::Access && t.expires_at > system_clock());
     let Some((_, info)) = live else {
-        return bearer_error(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is invalid, revoked or expired");
+        return bearer_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token is invalid, revoked or expired",
+        );
     };
     let Some(username) = info.username.as_ref() else {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "an application token has no user");
@@ -146,7 +154,8 @@ pub async fn userinfo(app: &AppState, headers: &HeaderMap, form: Option<&OAuthFo
     if !info.scopes.split(' ').any(|s| s == "openid") {
         return bearer_error(StatusCode::FORBIDDEN, "insufficient_scope", "the openid scope is required");
     }
-    no_store(Json(json!({"sub": username.as_ref(), "preferred_username": username.as_ref()})).into_response())
+    let name: &str = username;
+    no_store(Json(json!({"sub": name, "preferred_username": name})).into_response())
 }
 
 pub async fn userinfo_get(State(app): State<AppState>, headers: HeaderMap) -> Response {

@@ -126,15 +126,16 @@ pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure over HTTPS. `None` clears it.
 pub fn set_cookie(name: &str, value: Option<&str>, secure: bool) -> HeaderValue {
-    let mut builder = Cookie::build((name.to_owned(), value.unwrap_or_default().to_owned()))
+    let mut cookie = Cookie::build((name.to_owned(), value.unwrap_or_default().to_owned()))
         .path("/")
         .http_only(true)
         .secure(secure)
-        .same_site(SameSite::Lax);
+        .same_site(SameSite::Lax)
+        .build();
     if value.is_none() {
-        builder = builder.max_age(cookie::time::Duration::ZERO);
+        cookie.make_removal();
     }
-    HeaderValue::from_str(&builder.build().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 /// The CSRF protection of the forms (RFC 6749 section 10.12): a random cookie, and in each
@@ -145,9 +146,10 @@ pub struct Csrf {
 }
 
 impl Default for Csrf {
+    /// A fresh key from the OS generator: forms rendered before a restart stop verifying.
     fn default() -> Self {
         let mut key = [0u8; 32];
-        key.copy_from_slice(&URL_SAFE_NO_PAD.decode(crypto::new_secret()).unwrap_or_else(|_| vec![0; 32]));
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
         Self { key }
     }
 }

@@ -7,9 +7,9 @@ use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::auth::{record_failure, retry_after};
-use super::token_code::{calling_client, code_command, id_token_for};
 use super::error::ApiError;
 use super::form::{reject_sensitive_query, OAuthForm};
+use super::token_code::{calling_client, code_command, id_token_for};
 use super::{AppState, RequestContext};
 use crate::crypto;
 use crate::domain::events::AuthMethod;

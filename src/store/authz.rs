@@ -28,7 +28,12 @@ pub fn apply(conn: &Connection, _stored: &StoredEvent, event: &Event) -> Result<
                     (code_digest, client_id, issued, status, family_id, expires_at)
                  VALUES (?1, ?2, ?3, 'active', NULL, ?4)",
             )?
-            .execute(params![&c.code_digest.0[..], c.client_id.as_str(), issued, c.expires_at])?;
+            .execute(params![
+                &c.code_digest.0[..],
+                c.client_id.as_str(),
+                issued,
+                c.expires_at
+            ])?;
         }
         Event::CodeRedeemed(c) => {
             conn.prepare_cached(
@@ -45,7 +50,12 @@ pub fn apply(conn: &Connection, _stored: &StoredEvent, event: &Event) -> Result<
                 "INSERT OR REPLACE INTO login_sessions (session_digest, username, auth_time, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![&s.session_digest.0[..], s.username.as_str(), s.auth_time, s.expires_at])?;
+            .execute(params![
+                &s.session_digest.0[..],
+                s.username.as_str(),
+                s.auth_time,
+                s.expires_at
+            ])?;
         }
         Event::SessionEnded(s) => {
             conn.prepare_cached("DELETE FROM login_sessions WHERE session_digest = ?1")?
@@ -55,7 +65,11 @@ pub fn apply(conn: &Connection, _stored: &StoredEvent, event: &Event) -> Result<
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO consents (username_key, client_id, scopes) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![c.username.canonical(), c.client_id.as_str(), c.scopes.to_string()])?;
+            .execute(params![
+                c.username.canonical(),
+                c.client_id.as_str(),
+                c.scopes.to_string()
+            ])?;
         }
         Event::ConsentWithdrawn(c) => {
             conn.prepare_cached("DELETE FROM consents WHERE username_key = ?1 AND client_id = ?2")?
@@ -65,7 +79,8 @@ pub fn apply(conn: &Connection, _stored: &StoredEvent, event: &Event) -> Result<
             // Its codes and consents die with it; the client's own row is the main projection's.
             conn.prepare_cached("DELETE FROM authorization_codes WHERE client_id = ?1")?
                 .execute([c.client_id.as_str()])?;
-            conn.prepare_cached("DELETE FROM consents WHERE client_id = ?1")?.execute([c.client_id.as_str()])?;
+            conn.prepare_cached("DELETE FROM consents WHERE client_id = ?1")?
+                .execute([c.client_id.as_str()])?;
             return Ok(false);
         }
         Event::ConsentGiven(_)
@@ -79,9 +94,8 @@ pub fn apply(conn: &Connection, _stored: &StoredEvent, event: &Event) -> Result<
 
 /// A code by its digest.
 pub fn code(conn: &Connection, digest: &Digest) -> Result<Option<CodeRecord>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT issued, status, family_id FROM authorization_codes WHERE code_digest = ?1",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT issued, status, family_id FROM authorization_codes WHERE code_digest = ?1")?;
     let row = stmt
         .query_row([&digest.0[..]], |r| {
             let issued: CodeIssued =

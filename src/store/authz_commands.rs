@@ -30,7 +30,12 @@ pub enum AuthzCommand {
     /// The person denied the client.
     Deny(ConsentWithdrawn),
     /// `grant_type=authorization_code` by an authenticated (or public) client.
-    Redeem { client: ClientId, code_digest: Digest, redirect_uri: Option<String>, code_verifier: Option<String> },
+    Redeem {
+        client: ClientId,
+        code_digest: Digest,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
 }
 
 /// A code exchanged for tokens, with what the ID token needs.
@@ -58,13 +63,20 @@ pub(super) fn execute(
             let login = LoginSucceeded { username: session.username.clone(), client_id };
             done(vec![
                 Pending { stream: user_stream(&session.username), event: Event::LoginSucceeded(login) },
-                Pending { stream: session_stream(&session.session_digest), event: Event::SessionStarted(session) },
+                Pending {
+                    stream: session_stream(&session.session_digest),
+                    event: Event::SessionStarted(session),
+                },
             ])
         }
-        AuthzCommand::EndSession { session_digest } => match authz::session(conn, &session_digest, i64::MIN)? {
+        AuthzCommand::EndSession { session_digest } => match authz::session(conn, &session_digest, i64::MIN)?
+        {
             Some(signed_in) => {
                 let ended = SessionEnded { session_digest, username: signed_in.username };
-                done(vec![Pending { stream: session_stream(&session_digest), event: Event::SessionEnded(ended) }])
+                done(vec![Pending {
+                    stream: session_stream(&session_digest),
+                    event: Event::SessionEnded(ended),
+                }])
             }
             None => done(vec![]),
         },
@@ -83,9 +95,10 @@ pub(super) fn execute(
             events.push(Pending { stream: code_stream(&code.code_digest), event: Event::CodeIssued(code) });
             done(events)
         }
-        AuthzCommand::Deny(withdrawn) => {
-            done(vec![Pending { stream: user_stream(&withdrawn.username), event: Event::ConsentWithdrawn(withdrawn) }])
-        }
+        AuthzCommand::Deny(withdrawn) => done(vec![Pending {
+            stream: user_stream(&withdrawn.username),
+            event: Event::ConsentWithdrawn(withdrawn),
+        }]),
         AuthzCommand::Redeem { client, code_digest, redirect_uri, code_verifier } => {
             let req = Redemption {
                 client: &client,
@@ -118,7 +131,8 @@ fn redeem(conn: &Connection, cx: &Context<'_>, req: &Redemption<'_>) -> Result<O
     let (generator, renewal) = generator_of(cx, &client);
     let current = views::active_by_stream(conn, &key.stream())?;
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
-    let issue = IssueRequest { key, grant_type: GrantType::AuthorizationCode, client_allows_refresh, renewal };
+    let issue =
+        IssueRequest { key, grant_type: GrantType::AuthorizationCode, client_allows_refresh, renewal };
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
     let d = decide_issue(current.as_ref(), &issue, &mut mint, cx.policy, cx.now)
         .map_err(|e| StoreError::Mint(e.0))?;

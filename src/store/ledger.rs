@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, TransactionBehavior};
 use uuid::Uuid;
 
+use super::authz_commands::{self, AuthzCommand, Redeemed};
 use super::log::{append, RequestMeta, Tail};
 use super::memory::{Change, MemoryView};
 use super::mint::LedgerMint;
@@ -14,6 +15,7 @@ use super::projection::{apply, set_checkpoint};
 use super::views::{self, ClientRecord, Half};
 use super::StoreError;
 use crate::crypto::{self, Sealer};
+use crate::domain::client::ClientOAuth;
 use crate::domain::events::{
     AuthMethod, AuthenticationFailed, ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded,
     UserPasswordChanged,
@@ -22,9 +24,7 @@ use crate::domain::grant::{
     decide_issue, decide_refresh, decide_revoke, refreshed_scopes, revoke_all_of_client, Decision,
     DomainError, IssueRequest, Policy, RefreshLookup, Renewal,
 };
-use crate::domain::client::ClientOAuth;
 use crate::domain::types::{ClientId, Digest, GrantType, ScopeSet, TokenKey, Username};
-use super::authz_commands::{self, AuthzCommand, Redeemed};
 use crate::tokens::{Generators, TokenGenerator};
 
 /// What a caller asks the ledger to do.

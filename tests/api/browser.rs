@@ -29,7 +29,8 @@ fn screenshot_dir() -> PathBuf {
 async fn callback_server() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the callback");
     let port = listener.local_addr().unwrap().port();
-    let page = "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Callback</title></head>\
+    let page =
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Callback</title></head>\
                 <body><h1 id=\"callback\">Callback received</h1></body></html>";
     let app = axum::Router::new().fallback(move || async move { axum::response::Html(page) });
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
@@ -85,7 +86,8 @@ fn capabilities(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
 fn browser_available() -> bool {
     let present = Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();
     if !present {
-        let why = format!("{CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
+        let why =
+            format!("{CHROMIUM} or {CHROMEDRIVER} is missing (apt-get install chromium chromium-driver)");
         assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true and {why}");
         println!("skipped: the headless browser test needs chromium: {why}");
     }

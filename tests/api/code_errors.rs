@@ -40,7 +40,8 @@ async fn an_unknown_client_or_an_unregistered_redirect_uri_gets_an_error_page_ne
         "http://localhost:9/cb",
     ];
     for attempt in attempts {
-        let body = assert_error_page(agent.get(&authorize_url(&client, &[("redirect_uri", attempt)])).await).await;
+        let body =
+            assert_error_page(agent.get(&authorize_url(&client, &[("redirect_uri", attempt)])).await).await;
         assert!(body.contains("redirect_uri"), "{body}");
     }
     assert_eq!(count_of(&app.events(), "CodeIssued"), 0);
@@ -51,7 +52,8 @@ async fn later_errors_go_to_the_redirect_uri_with_state_and_iss() {
     let app = app_with_alice().await;
     let public = app.register_code_client("spa", &["--public"]).await;
     let agent = Agent::new(&app);
-    let issuer = format!("http://localhost:{}/oauth2/token", url::Url::parse(&app.base_url).unwrap().port().unwrap());
+    let issuer =
+        format!("http://localhost:{}/oauth2/token", url::Url::parse(&app.base_url).unwrap().port().unwrap());
     let cases: [(&[(&str, &str)], &str); 4] = [
         (&[("response_type", "token")], "unsupported_response_type"),
         (&[("prompt", "none")], "login_required"),
@@ -81,6 +83,7 @@ async fn forms_without_their_csrf_token_are_refused() {
     let agent = Agent::new(&app);
     let url = authorize_url(&client, &[]);
     let mut login = agent.form_of(&url, "loginForm").await;
+    assert!(login.get("csrf_token").is_some_and(|t| t.len() >= 40), "the form carries a CSRF token");
     login.set("username", ALICE.0);
     login.set("password", ALICE.1);
     let forged = agent.submit(&login.clone().without("csrf_token")).await;
@@ -153,20 +156,32 @@ async fn pkce_failures_are_invalid_grant_and_burn_the_code() {
     let url = authorize_url(&client, &[]);
     let code = param(&agent.code_for(&url, ALICE).await, "code").unwrap();
     let wrong = format!("{}A", &VERIFIER[..42]);
-    assert_oauth_error(app.exchange(&client, &code, Some(&wrong)).await, StatusCode::BAD_REQUEST, "invalid_grant")
-        .await;
+    assert_oauth_error(
+        app.exchange(&client, &code, Some(&wrong)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     // Burned: the right verifier no longer helps.
-    assert_oauth_error(app.exchange(&client, &code, Some(VERIFIER)).await, StatusCode::BAD_REQUEST, "invalid_grant")
-        .await;
+    assert_oauth_error(
+        app.exchange(&client, &code, Some(VERIFIER)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     // A missing verifier for a code with a challenge.
     let code = param(&agent.code_for(&url, ALICE).await, "code").unwrap();
-    assert_oauth_error(app.exchange(&client, &code, None).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    assert_oauth_error(app.exchange(&client, &code, None).await, StatusCode::BAD_REQUEST, "invalid_grant")
+        .await;
     // A verifier for a code issued without a challenge: a PKCE downgrade (RFC 9700 4.8.2).
     let no_pkce = authorize_url(&client, &[("code_challenge", ""), ("code_challenge_method", "")]);
     let code = param(&agent.code_for(&no_pkce, ALICE).await, "code").unwrap();
-    let body =
-        assert_oauth_error(app.exchange(&client, &code, Some(VERIFIER)).await, StatusCode::BAD_REQUEST, "invalid_grant")
-            .await;
+    let body = assert_oauth_error(
+        app.exchange(&client, &code, Some(VERIFIER)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     assert!(body["error_description"].is_string());
     assert_eq!(count_of(&app.events(), "CodeRejected"), 3);
     assert_eq!(count_of(&app.events(), "TokenIssued"), 0);
@@ -188,8 +203,12 @@ async fn a_different_redirect_uri_or_another_client_at_the_token_endpoint_is_inv
     ];
     assert_oauth_error(app.post_token(&client, &form).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
     let code = param(&agent.code_for(&url, ALICE).await, "code").unwrap();
-    assert_oauth_error(app.exchange(&thief, &code, Some(VERIFIER)).await, StatusCode::BAD_REQUEST, "invalid_grant")
-        .await;
+    assert_oauth_error(
+        app.exchange(&thief, &code, Some(VERIFIER)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
     // A confidential client must still authenticate.
     let code = param(&agent.code_for(&url, ALICE).await, "code").unwrap();
     let anonymous = app
@@ -219,7 +238,10 @@ async fn deny_sends_access_denied_and_pages_carry_the_security_headers() {
     login.set("password", ALICE.1);
     let after_login = agent.submit(&login).await;
     let session_cookie = header(after_login.headers(), "set-cookie");
-    assert!(session_cookie.starts_with("tl_session=") && session_cookie.contains("HttpOnly"), "{session_cookie}");
+    assert!(
+        session_cookie.starts_with("tl_session=") && session_cookie.contains("HttpOnly"),
+        "{session_cookie}"
+    );
     let back = see_other(&after_login);
     let denied = query_of(&agent.consent(&back, "deny").await);
     assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
@@ -242,10 +264,18 @@ async fn discovery_is_served_at_the_three_wso2_paths_and_rfc_8414_lists_the_new_
         issuers.push(doc["issuer"].as_str().unwrap().to_owned());
     }
     assert!(issuers.iter().all(|i| i.ends_with("/oauth2/token") && *i == issuers[0]), "{issuers:?}");
-    let meta: serde_json::Value =
-        app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap().json().await.unwrap();
+    let meta: serde_json::Value = app
+        .http
+        .get(app.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(meta["authorization_endpoint"].as_str().unwrap().ends_with("/oauth2/authorize"));
     assert!(meta["grant_types_supported"].as_array().unwrap().iter().any(|g| g == "authorization_code"));
-    let jwks: serde_json::Value = app.http.get(app.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
+    let jwks: serde_json::Value =
+        app.http.get(app.url("/oauth2/jwks")).send().await.unwrap().json().await.unwrap();
     assert!(jwks["keys"].as_array().unwrap().iter().any(|k| k["kty"] == "RSA" && k["alg"] == "RS256"));
 }

@@ -44,7 +44,7 @@ async fn an_openid_connect_library_completes_the_code_flow_and_verifies_the_id_t
         .url();
     let callback = agent.code_for(url.as_str(), ALICE).await;
     assert_eq!(param(&callback, "state").as_deref(), Some(state.secret().as_str()));
-    assert_eq!(param(&callback, "iss"), Some(format!("http://localhost:{port}/oauth2/token").replace("http:", "https:")));
+    assert_eq!(param(&callback, "iss"), Some(format!("https://localhost:{port}/oauth2/token")));
     let code = param(&callback, "code").expect("a code in the callback");
 
     let tokens = rp
@@ -86,7 +86,13 @@ async fn an_openid_connect_library_completes_the_code_flow_and_verifies_the_id_t
     // Revoked: UserInfo answers 401 at once.
     let access = refreshed.access_token().secret().clone();
     app.revoke_token(&registered, &access).await;
-    let after = agent.http.get(format!("{}/oauth2/userinfo", app.base_url)).bearer_auth(&access).send().await.unwrap();
+    let after = agent
+        .http
+        .get(format!("{}/oauth2/userinfo", app.base_url))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     assert!(crate::helpers::header(after.headers(), "www-authenticate").starts_with("Bearer"));
 }
@@ -119,7 +125,9 @@ async fn a_second_authorization_reuses_the_session_and_approve_always_skips_the_
     assert_eq!(param(&query_of(&silent), "error").as_deref(), Some("login_required"));
 
     let types: Vec<String> = app.events().into_iter().map(|e| e.event_type).collect();
-    for expected in ["LoginSucceeded", "SessionStarted", "ConsentGiven", "CodeIssued", "CodeRedeemed", "SessionEnded"] {
+    for expected in
+        ["LoginSucceeded", "SessionStarted", "ConsentGiven", "CodeIssued", "CodeRedeemed", "SessionEnded"]
+    {
         assert!(types.iter().any(|t| t == expected), "no {expected} in {types:?}");
     }
 }

@@ -15,7 +15,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
 pub use agent::{
-    authorize_url, page_form, param, parse_form, query_of, see_other, Agent, ALICE, CALLBACK, CHALLENGE, VERIFIER,
+    authorize_url, page_form, param, query_of, see_other, Agent, ALICE, CALLBACK, CHALLENGE, VERIFIER,
 };
 pub use app::{assert_revoke_ok, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};

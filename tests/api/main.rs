@@ -3,9 +3,9 @@
 
 mod abuse;
 mod browser;
+mod cli;
 mod code_errors;
 mod code_flow;
-mod cli;
 mod concurrency;
 mod crash;
 mod damaged;

@@ -43,7 +43,8 @@ impl PageForm {
 /// A cookie-keeping client that never follows redirects.
 pub struct Agent {
     pub http: reqwest::Client,
-    pub base: String,
+    /// The last URL requested: relative links resolve against it, as in a browser.
+    last: std::sync::Mutex<String>,
 }
 
 impl Agent {
@@ -56,24 +57,27 @@ impl Agent {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("build the agent");
-        Self { http, base: app.base_url.clone() }
+        Self { http, last: std::sync::Mutex::new(format!("{}/", app.base_url)) }
     }
 
+    /// Resolves `url` against the last URL and remembers the result.
     fn absolute(&self, url: &str) -> String {
-        if url.starts_with('/') {
-            format!("{}{url}", self.base)
-        } else {
-            url.to_owned()
-        }
+        let mut last = self.last.lock().unwrap();
+        let base = url::Url::parse(&last).expect("the last URL");
+        let resolved = base.join(url).unwrap_or_else(|e| panic!("{url:?} does not resolve: {e}")).to_string();
+        *last = resolved.clone();
+        resolved
     }
 
     pub async fn get(&self, url: &str) -> Response {
-        self.http.get(self.absolute(url)).send().await.expect("GET")
+        let url = self.absolute(url);
+        self.http.get(url).send().await.expect("GET")
     }
 
     /// Submits a form (url-encoded POST to its action).
     pub async fn submit(&self, form: &PageForm) -> Response {
-        self.http.post(self.absolute(&form.action)).form(&form.fields).send().await.expect("POST a form")
+        let url = self.absolute(&form.action);
+        self.http.post(url).form(&form.fields).send().await.expect("POST a form")
     }
 
     /// GETs a page that must answer 200 and returns its form `form_id`.
@@ -164,10 +168,22 @@ impl Agent {
         see_other(&self.submit(&consent).await)
     }
 
-    /// The whole flow for a fresh agent: sign in, approve; returns the callback's parameters.
+    /// The whole flow: sign in when the login page shows, approve; returns the callback's
+    /// parameters.
     pub async fn code_for(&self, url: &str, user: (&str, &str)) -> Vec<(String, String)> {
-        let back = self.sign_in(url, user).await;
-        query_of(&self.consent(&back, "approve").await)
+        let response = self.get(url).await;
+        let status = response.status();
+        let html = response.text().await.expect("read the page");
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let consent_url = match parse_form(&html, "loginForm") {
+            Some(mut login) => {
+                login.set("username", user.0);
+                login.set("password", user.1);
+                see_other(&self.submit(&login).await)
+            }
+            None => url.to_owned(),
+        };
+        query_of(&self.consent(&consent_url, "approve").await)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::domain::authorize::{
     next_step, redirect_target, validate, AuthorizeParams, ClientView, Next, PageError, SignedIn,
     ValidRequest,
 };
-use crate::domain::authz_events::{CodeIssued, ConsentGiven, ConsentWithdrawn};
+use crate::domain::authz_events::{CodeIssued, ConsentGiven};
 use crate::domain::types::{ClientId, Digest};
 use crate::store::authz;
 use crate::store::authz_commands::AuthzCommand;
@@ -297,7 +297,7 @@ pub fn page_meta(ctx: &RequestContext, client: &ClientId, username: Option<&str>
 }
 
 /// Records a new code (and the consent given for it) and sends it to the client.
-async fn issue_code(
+pub(super) async fn issue_code(
     app: &AppState,
     ctx: &RequestContext,
     client: &ClientRecord,
@@ -352,69 +352,8 @@ pub async fn authorize_post(
     if form.get("consent").is_none() {
         return authorize(&app, &ctx, &headers, &form).await;
     }
-    match consent(&app, &ctx, &headers, &form).await {
+    match super::consent::answer(&app, &ctx, &headers, &form).await {
         Ok(response) => response,
         Err(e) => failure_page(e),
     }
-}
-
-/// Checks the CSRF token of a form.
-pub fn csrf_ok(app: &AppState, headers: &HeaderMap, form: &OAuthForm) -> bool {
-    let cookie = pages::cookie_value(headers, CSRF_COOKIE);
-    app.authz.csrf.verify(cookie.as_deref(), form.get("csrf_token"))
-}
-
-/// The page for a form without a valid CSRF token.
-pub fn csrf_refused() -> Response {
-    error_page(
-        StatusCode::FORBIDDEN,
-        "This form has expired or was not sent from this site. Start again from the application.",
-        Some("csrf"),
-    )
-}
-
-async fn consent(
-    app: &AppState,
-    ctx: &RequestContext,
-    headers: &HeaderMap,
-    form: &OAuthForm,
-) -> Result<Response, ApiError> {
-    if !csrf_ok(app, headers, form) {
-        return Ok(csrf_refused());
-    }
-    let Checked { client, req, params } = match check(app, form).await? {
-        Ok(checked) => checked,
-        Err(response) => return Ok(response),
-    };
-    let Some((person, _)) = signed_in(app, headers).await? else {
-        // The session ended meanwhile: sign in again, then the consent page comes back.
-        return Ok(see_other(&authorize_url(&params, None)));
-    };
-    let remember = match form.get("consent") {
-        Some("approve") => false,
-        Some("approveAlways") => true,
-        Some("deny") => {
-            let withdrawn =
-                ConsentWithdrawn { username: person.username.clone(), client_id: client.client_id.clone() };
-            let meta = page_meta(ctx, &client.client_id, Some(person.username.as_str()));
-            let command = Command::Authz(AuthzCommand::Deny(withdrawn));
-            app.writer.execute(Envelope { command, meta }).await??;
-            let pairs = [("error", "access_denied"), ("error_description", "the person denied the request")];
-            return Ok(to_client(app, &req, &pairs));
-        }
-        _ => {
-            let pairs = [
-                ("error", "invalid_request"),
-                ("error_description", "consent must be approve, approveAlways or deny"),
-            ];
-            return Ok(to_client(app, &req, &pairs));
-        }
-    };
-    let given = ConsentGiven {
-        username: person.username.clone(),
-        client_id: client.client_id.clone(),
-        scopes: req.scopes.clone(),
-        remember,
-    };
-    issue_code(app, ctx, &client, &req, &person, Some(given)).await
 }

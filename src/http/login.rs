@@ -6,9 +6,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 
-use super::authorize::{
-    authorize_url, check, csrf_ok, csrf_refused, failure_page, page_meta, see_other, signed_in, Checked,
-};
+use super::authorize::{authorize_url, check, failure_page, page_meta, see_other, signed_in, Checked};
+use super::consent::{csrf_ok, csrf_refused};
 use super::error::ApiError;
 use super::form::OAuthForm;
 use super::pages::{self, render, LogoutPage, CSRF_COOKIE, SESSION_COOKIE};

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod authorize;
+pub mod consent;
 pub mod dcr;
 pub mod error;
 pub mod form;

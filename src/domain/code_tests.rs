@@ -6,7 +6,7 @@ use super::*;
 use crate::domain::pkce::{Challenge, PkceMethod};
 use crate::domain::types::{ScopeSet, Username};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K1W58FMjlaFvbGTRiWwFfrdTlk";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CB: &str = "https://app.example/cb";
 

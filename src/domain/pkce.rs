@@ -128,7 +128,7 @@ mod tests {
     use super::*;
 
     /// RFC 7636 appendix B.
-    const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K1W58FMjlaFvbGTRiWwFfrdTlk";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     fn client(mandatory: bool, plain: bool) -> ClientOAuth {

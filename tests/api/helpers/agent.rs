@@ -10,7 +10,7 @@ use super::app::TestApp;
 use super::oauth::Client;
 
 /// The PKCE pair of RFC 7636 appendix B.
-pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K1W58FMjlaFvbGTRiWwFfrdTlk";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// A loopback callback nobody listens on: the tests read the redirect's `Location`.
 pub const CALLBACK: &str = "http://127.0.0.1:9/cb";

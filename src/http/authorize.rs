@@ -321,7 +321,8 @@ pub(super) async fn issue_code(
         expires_at: now + validity,
     };
     let meta = page_meta(ctx, &client.client_id, Some(person.username.as_str()));
-    let command = Command::Authz(AuthzCommand::IssueCode { code: issued, consent });
+    let command =
+        Command::Authz(AuthzCommand::IssueCode { code: Box::new(issued), consent: consent.map(Box::new) });
     app.writer.execute(Envelope { command, meta }).await??;
     Ok(to_client(app, req, &[("code", code.as_str())]))
 }

@@ -26,7 +26,7 @@ pub enum AuthzCommand {
     /// A wrong username or password on the login page.
     RecordLoginFailure(LoginFailed),
     /// A code for the person, after consent (recorded first when given on the page).
-    IssueCode { code: CodeIssued, consent: Option<ConsentGiven> },
+    IssueCode { code: Box<CodeIssued>, consent: Option<Box<ConsentGiven>> },
     /// The person denied the client.
     Deny(ConsentWithdrawn),
     /// `grant_type=authorization_code` by an authenticated (or public) client.
@@ -90,9 +90,9 @@ pub(super) fn execute(
         AuthzCommand::IssueCode { code, consent } => {
             let mut events = Vec::new();
             if let Some(c) = consent {
-                events.push(Pending { stream: user_stream(&c.username), event: Event::ConsentGiven(c) });
+                events.push(Pending { stream: user_stream(&c.username), event: Event::ConsentGiven(*c) });
             }
-            events.push(Pending { stream: code_stream(&code.code_digest), event: Event::CodeIssued(code) });
+            events.push(Pending { stream: code_stream(&code.code_digest), event: Event::CodeIssued(*code) });
             done(events)
         }
         AuthzCommand::Deny(withdrawn) => done(vec![Pending {

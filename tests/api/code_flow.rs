@@ -166,3 +166,47 @@ async fn with_renewal_off_a_code_for_a_key_with_a_password_token_hands_that_toke
     assert!(!app.is_active(&password.access_token).await);
     assert_eq!(crate::helpers::revocation_reasons(&app.events()), ["code_replay"]);
 }
+
+#[tokio::test]
+async fn the_audit_cli_shows_the_code_flows_events_and_rebuilds_their_views() {
+    let Some(cli) = ledger_replay() else {
+        println!("skipped: no ledger-replay binary next to token-ledger (cargo test --workspace builds it)");
+        return;
+    };
+    let mut app = spawn_app(ConfigOverrides::renewal_off()).await;
+    app.add_user(ALICE.0, ALICE.1).await;
+    let client = app.register_code_client("audited", &[]).await;
+    let agent = Agent::new(&app);
+    let code = param(&agent.code_for(&authorize_url(&client, &[]), ALICE).await, "code").unwrap();
+    Tokens::from_response(app.exchange(&client, &code, Some(VERIFIER)).await).await;
+    let replay = app.exchange(&client, &code, Some(VERIFIER)).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(app.terminate().await.success());
+    let db = app.database_path();
+    let run = |args: Vec<String>| {
+        let output = std::process::Command::new(&cli).args(&args).arg("--db").arg(&db).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "ledger-replay {args:?}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    let user = run(vec!["audit".into(), "--user".into(), "alice".into()]);
+    for event in ["LoginSucceeded", "SessionStarted", "ConsentGiven", "CodeIssued", "TokenIssued"] {
+        assert!(user.contains(event), "no {event} in the audit of alice:\n{user}");
+    }
+    let by_client = run(vec!["audit".into(), "--client".into(), client.id.clone()]);
+    for event in ["CodeIssued", "CodeRedeemed", "CodeReplayed", "code_replay"] {
+        assert!(by_client.contains(event), "no {event} in the audit of the client:\n{by_client}");
+    }
+    run(vec!["verify".into()]);
+    run(vec!["rebuild".into(), "--check".into()]);
+}
+
+/// The audit CLI, built next to the server binary by `cargo test --workspace`.
+fn ledger_replay() -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_token-ledger")).with_file_name("ledger-replay");
+    path.is_file().then_some(path)
+}

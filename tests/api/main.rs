@@ -4,6 +4,7 @@
 mod abuse;
 mod browser;
 mod cli;
+mod code_clients;
 mod code_errors;
 mod code_flow;
 mod concurrency;

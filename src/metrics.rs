@@ -15,8 +15,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use rusqlite::Connection;
 
+use crate::store::backend::ReadStore;
 use crate::store::writer::WriterObserver;
 use crate::store::StoreError;
 
@@ -166,29 +166,43 @@ impl Metrics {
         self.last_batch_failed.load(Ordering::Relaxed) != 0
     }
 
-    /// Counts the events appended since the last call, read in one statement (one snapshot).
-    pub fn count_new_events(&self, conn: &Connection) -> Result<(), StoreError> {
+    /// Counts the events appended since the last call, read page by page through the storage
+    /// seam (any backend); the cursor only moves past events that were counted.
+    pub fn count_new_events(&self, store: &dyn ReadStore) -> Result<(), StoreError> {
+        const PAGE: usize = 1000;
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
-        let mut statement = conn.prepare_cached(
-            "SELECT event_type, grant_type, json_extract(payload, '$.reason'), count(*), max(position)
-             FROM events WHERE position > ?1 GROUP BY 1, 2, 3",
-        )?;
-        let mut rows = statement.query([*cursor])?;
-        let mut head = *cursor;
-        while let Some(row) = rows.next()? {
-            let (event_type, grant, reason): (String, Option<String>, Option<String>) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            let (count, last): (u64, i64) = (row.get(3)?, row.get(4)?);
-            head = head.max(last);
-            self.events.get_or_create(&EventLabels { event_type: event_type.clone() }).inc_by(count);
-            if let Some(outcome) = outcome_of(&event_type, reason.as_deref()) {
-                let grant = grant_label(grant.as_deref().unwrap_or("none")).to_owned();
-                self.outcomes.get_or_create(&OutcomeLabels { grant, outcome }).inc_by(count);
+        loop {
+            let page = store.read_after(*cursor, PAGE)?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                break;
+            };
+            for event in &page {
+                self.count_event(event);
+            }
+            *cursor = last;
+            if page.len() < PAGE {
+                break;
             }
         }
-        *cursor = head;
-        self.log_position.set(head);
+        self.log_position.set(*cursor);
         Ok(())
+    }
+
+    fn count_event(&self, event: &crate::store::records::StoredEvent) {
+        let event_type = event.event_type.as_str();
+        self.events.get_or_create(&EventLabels { event_type: event_type.to_owned() }).inc();
+        // Only revocations carry a reason; parsing the payload is for them alone.
+        let reason = if event_type == "TokenRevoked" {
+            serde_json::from_str::<serde_json::Value>(&event.payload)
+                .ok()
+                .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+        } else {
+            None
+        };
+        if let Some(outcome) = outcome_of(event_type, reason.as_deref()) {
+            let grant = grant_label(event.meta.grant_type.as_deref().unwrap_or("none")).to_owned();
+            self.outcomes.get_or_create(&OutcomeLabels { grant, outcome }).inc();
+        }
     }
 
     /// Sets the gauges read at scrape time and renders everything.

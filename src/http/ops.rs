@@ -67,16 +67,8 @@ async fn readiness(app: &AppState) -> Result<i64, NotReady> {
         .await
         .map_err(|e| NotReady::NotWritable(std::io::Error::other(e)))?
         .map_err(NotReady::NotWritable)?;
-    let (views, log) = app
-        .readers
-        .with(|conn| {
-            let views = crate::store::projection::checkpoint(conn)?;
-            let log: i64 =
-                conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))?;
-            Ok((views, log))
-        })
-        .await
-        .map_err(NotReady::Store)?;
+    let (views, log) =
+        app.readers.with(|r| Ok((r.checkpoint()?, r.head()?))).await.map_err(NotReady::Store)?;
     if views < log {
         return Err(NotReady::ViewsBehind { views, log });
     }

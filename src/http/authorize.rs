@@ -98,7 +98,7 @@ pub fn to_client(app: &AppState, req: &ValidRequest, pairs: &[(&str, &str)]) -> 
         if let Some(state) = &req.state {
             query.append_pair("state", state);
         }
-        query.append_pair("iss", &app.jwt_issuer());
+        query.append_pair("iss", &app.issuer());
     }
     see_other(url.as_str())
 }

@@ -1,6 +1,6 @@
 //! OpenID Connect: the ID token (RS256 by default, an RSA key in the key store and the JWKS),
 //! UserInfo, and the discovery document at WSO2's paths. The issuer is the token endpoint URL,
-//! the same `iss` as JWT access tokens (`AppState::jwt_issuer`).
+//! the same `iss` as JWT access tokens (`AppState::issuer`, `config::issuer`).
 
 use std::sync::Arc;
 
@@ -63,7 +63,7 @@ pub fn id_token(
     let mut header = Header::new(signing.alg);
     header.kid = Some(signing.kid.clone());
     let now = system_clock() / 1000;
-    let issuer = app.jwt_issuer();
+    let issuer = app.issuer();
     let claims = IdTokenClaims {
         iss: &issuer,
         sub: r.username.as_str(),
@@ -84,7 +84,7 @@ pub fn id_token(
 pub async fn discovery(State(app): State<AppState>) -> Json<serde_json::Value> {
     let base = &app.base_url;
     Json(json!({
-        "issuer": app.jwt_issuer(),
+        "issuer": app.issuer(),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),
         "token_endpoint": format!("{base}/oauth2/token"),
         "userinfo_endpoint": format!("{base}/oauth2/userinfo"),

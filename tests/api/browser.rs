@@ -69,9 +69,6 @@ fn capabilities(profile: &Path) -> serde_json::Map<String, serde_json::Value> {
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        // Until issue 12 lands, the server offers h2 in ALPN but speaks only HTTP/1.1, which
-        // chromium (like curl) cannot use; drop this flag once HTTP/2 is served for real.
-        "--disable-http2",
         // A phone-sized window: the pages must read well there.
         "--window-size=412,915",
     ];

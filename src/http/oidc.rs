@@ -81,6 +81,11 @@ pub fn id_token(
 /// The OpenID Provider configuration (OIDC Discovery section 3), served at
 /// `/oauth2/token/.well-known/openid-configuration` (issuer + the well-known suffix),
 /// `/oauth2/oidcdiscovery/.well-known/openid-configuration` and `/.well-known/openid-configuration`.
+#[utoipa::path(
+    get, path = "/oauth2/token/.well-known/openid-configuration", tag = "oidc",
+    responses((status = 200, description = "The OpenID Provider configuration (OIDC Discovery section 3)",
+        body = Object))
+)]
 pub async fn discovery(State(app): State<AppState>) -> Json<serde_json::Value> {
     let base = &app.base_url;
     Json(json!({

@@ -295,6 +295,8 @@ pub struct TokenValidation {
     pub user_access_token_validity: Seconds,
     pub app_access_token_validity: Seconds,
     pub refresh_token_validity: Seconds,
+    /// How long an authorization code may be exchanged (WSO2's key; default 5 minutes).
+    pub authorization_code_validity: Seconds,
 }
 
 impl Default for TokenValidation {
@@ -303,6 +305,7 @@ impl Default for TokenValidation {
             user_access_token_validity: Seconds(3600),
             app_access_token_validity: Seconds(3600),
             refresh_token_validity: Seconds(86_400),
+            authorization_code_validity: Seconds(300),
         }
     }
 }
@@ -354,6 +357,7 @@ impl Settings {
             ("oauth.token_validation.user_access_token_validity", v.user_access_token_validity),
             ("oauth.token_validation.app_access_token_validity", v.app_access_token_validity),
             ("oauth.token_validation.refresh_token_validity", v.refresh_token_validity),
+            ("oauth.token_validation.authorization_code_validity", v.authorization_code_validity),
         ] {
             if value.0 == 0 {
                 return Err(format!("{key} must be longer than 0 seconds"));

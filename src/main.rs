@@ -10,7 +10,7 @@ use token_ledger::app::{self, StartError};
 use token_ledger::config::Settings;
 use token_ledger::crypto;
 use token_ledger::domain::types::Username;
-use token_ledger::http::dcr::{parse_client_name, parse_grant_types};
+use token_ledger::http::dcr::{parse_client_name, parse_grant_types, parse_oauth};
 use token_ledger::store::ledger::{Command, Envelope, Refusal, Reply};
 use token_ledger::store::log::RequestMeta;
 use token_ledger::tokens::{keys, Generators};
@@ -90,8 +90,27 @@ enum ClientCommand {
         #[arg(long, value_parser = ["opaque", "jwt"])]
         access_token_type: Option<String>,
         #[command(flatten)]
+        code_flow: CodeFlowArgs,
+        #[command(flatten)]
         config: ConfigArg,
     },
+}
+
+/// The authorization code flow settings of a new client.
+#[derive(Args, Clone)]
+struct CodeFlowArgs {
+    /// Comma-separated redirect URIs, compared by exact string (loopback URIs may vary the port).
+    #[arg(long, value_delimiter = ',')]
+    redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required): a browser or native app.
+    #[arg(long)]
+    public: bool,
+    /// Require PKCE on every authorization request (default: only for public clients).
+    #[arg(long)]
+    pkce_mandatory: bool,
+    /// Also accept the `plain` PKCE method (S256 is always accepted).
+    #[arg(long)]
+    pkce_support_plain: bool,
 }
 
 #[derive(Subcommand)]
@@ -156,9 +175,9 @@ fn run(command: Top) -> Result<(), CliError> {
             println!("{}: configuration is valid; {database}", c.config.display());
             Ok(())
         }
-        Top::Client { command: ClientCommand::Register { name, grant_types, access_token_type, config } } => {
-            register_client(&config, name, grant_types, access_token_type)
-        }
+        Top::Client {
+            command: ClientCommand::Register { name, grant_types, access_token_type, code_flow, config },
+        } => register_client(&config, name, grant_types, access_token_type, code_flow),
         Top::Keys { command: KeysCommand::Rotate { algorithm, config } } => rotate_keys(&config, algorithm),
         Top::MigrateStore { to, config } => {
             let settings = Settings::load(&config.config)?;
@@ -215,21 +234,36 @@ fn register_client(
     name: String,
     grant_types: Vec<String>,
     access_token_type: Option<String>,
+    code_flow: CodeFlowArgs,
 ) -> Result<(), CliError> {
     let settings = Settings::load(&config.config)?;
     let name = parse_client_name(&name).map_err(|e| CliError::Usage(e.into()))?;
     let grant_types = parse_grant_types(&grant_types).map_err(CliError::Usage)?;
+    let c = code_flow;
+    let mandatory = c.pkce_mandatory.then_some(true);
+    let oauth = parse_oauth(c.redirect_uris, c.public, mandatory, c.pkce_support_plain, &grant_types)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut ledger = app::open_ledger(&settings, Generators::opaque())?;
-    let command = Command::RegisterClient { name, grant_types, access_token_type };
+    let command = Command::RegisterClient { name, grant_types, access_token_type, oauth };
     match ledger.execute(Envelope { command, meta: cli_meta() }).map_err(StartError::from)? {
         Ok(Reply::Client(c)) => {
-            let body = serde_json::json!({
+            let mut body = serde_json::json!({
                 "client_id": c.client_id.as_str(),
                 "client_secret": c.client_secret,
                 "client_name": c.client_name,
                 "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
                 "access_token_type": c.access_token_type,
             });
+            if !c.oauth.redirect_uris.is_empty() {
+                body["redirect_uris"] = serde_json::json!(c.oauth.redirect_uris);
+            }
+            if c.oauth.public {
+                // A public client has no secret to show.
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("client_secret");
+                }
+                body["token_endpoint_auth_method"] = "none".into();
+            }
             println!("{body}");
             Ok(())
         }

@@ -17,6 +17,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::store::backend::ReadStore;
 use crate::store::writer::WriterObserver;
 use crate::store::StoreError;
 

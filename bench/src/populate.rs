@@ -295,6 +295,7 @@ fn register(ledger: &mut Ledger) -> Result<Credentials, BenchError> {
         name: "bench-population".into(),
         grant_types: vec![GrantType::ClientCredentials, GrantType::Password, GrantType::RefreshToken],
         access_token_type: None,
+        oauth: Default::default(),
     };
     match ledger.execute(Envelope { command, meta: RequestMeta::default() })? {
         Ok(Reply::Client(c)) => {

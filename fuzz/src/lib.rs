@@ -100,6 +100,7 @@ pub fn sample_events() -> Vec<Event> {
             secret_digest: digest,
             grant_types: GrantType::ALL.to_vec(),
             access_token_type: Some("jwt".into()),
+            oauth: Default::default(),
         }),
         Event::UserAdded(UserAdded {
             username: "Admin".into(),

@@ -210,7 +210,10 @@ fn names(subject: &Subject, event: &Event) -> bool {
         Event::AuthenticationFailed(f) => {
             client(f.client_id.as_str()) || f.username.as_deref().is_some_and(|u| same_user(subject, u))
         }
-        _ => false,
+        _ => match code_flow_parties(event) {
+            Some((c, u)) => c.is_some_and(client) || u.is_some_and(|u| same_user(subject, &u)),
+            None => false,
+        },
     }
 }
 
@@ -222,6 +225,21 @@ fn by_actor(subject: &Subject, stored: &StoredEvent) -> bool {
         Subject::Client(id) => m.client_id.as_deref() == Some(id.as_str()),
         Subject::User(name) => m.username.as_deref().is_some_and(|u| u.to_lowercase() == name.to_lowercase()),
     }
+}
+
+/// The client and user a code-flow event names (codes, sign-ins, sessions, consents).
+fn code_flow_parties(event: &Event) -> Option<(Option<&str>, Option<String>)> {
+    let user = |u: &token_ledger::domain::types::Username| Some(u.as_str().to_owned());
+    Some(match event {
+        Event::CodeIssued(c) => (Some(c.client_id.as_str()), user(&c.username)),
+        Event::LoginSucceeded(l) => (Some(l.client_id.as_str()), user(&l.username)),
+        Event::LoginFailed(l) => (Some(l.client_id.as_str()), Some(l.username.clone())),
+        Event::SessionStarted(s) => (None, user(&s.username)),
+        Event::SessionEnded(s) => (None, user(&s.username)),
+        Event::ConsentGiven(c) => (Some(c.client_id.as_str()), user(&c.username)),
+        Event::ConsentWithdrawn(c) => (Some(c.client_id.as_str()), user(&c.username)),
+        _ => return None,
+    })
 }
 
 fn same_user(subject: &Subject, username: &str) -> bool {
@@ -241,7 +259,10 @@ fn entry(stored: &StoredEvent, event: &Event, token: Option<Digest>) -> Entry {
         Event::UserAdded(u) => (None, None, Some(u.username.clone())),
         Event::UserPasswordChanged(u) => (None, None, Some(u.username.clone())),
         Event::AuthenticationFailed(f) => (None, Some(f.client_id.to_string()), f.username.clone()),
-        _ => (None, None, None),
+        _ => match code_flow_parties(event) {
+            Some((c, u)) => (None, c.map(str::to_owned), u),
+            None => (None, None, None),
+        },
     };
     let name = match event {
         Event::TokenRevoked(r) => format!("{} ({})", stored.event_type, r.reason.as_str()),
@@ -335,6 +356,7 @@ fn reason_text(reason: RevokeReason) -> &'static str {
         RevokeReason::RefreshTokenReuse => "refresh token reuse",
         RevokeReason::ExpiryReplacement => "expiry replacement",
         RevokeReason::ClientDeleted => "client deletion",
+        RevokeReason::CodeReplay => "a replayed authorization code",
     }
 }
 

@@ -9,9 +9,18 @@ use serde::Serialize;
 
 use crate::ReplayError;
 
-/// The tables `projection::apply` writes. Listed, not discovered: a table the projection does not
+/// The tables the projection (`fold::ops` through the SQLite backend) writes. Listed, not discovered: a table the projection does not
 /// own (a key store, say) must never be wiped by a rebuild.
-pub const VIEW_TABLES: [&str; 4] = ["clients", "users", "active_tokens", "rotated_refresh_tokens"];
+pub const VIEW_TABLES: [&str; 7] = [
+    "clients",
+    "users",
+    "active_tokens",
+    "rotated_refresh_tokens",
+    // The code flow's views (schema/sqlite/0004_authorization_code.sql).
+    "authorization_codes",
+    "login_sessions",
+    "consents",
+];
 
 /// Columns whose values are secrets at rest or ciphertext: a difference is reported, not shown.
 const REDACTED: [&str; 3] = ["sealed_access", "sealed_refresh", "password_hash"];

@@ -74,6 +74,12 @@ impl Application {
             generation.jwt_signing_algorithm,
             now,
         )?);
+        // ID tokens are RS256 (OIDC Discovery section 3 makes RS256 mandatory to support).
+        let id_keys = Arc::new(KeyStore::open(
+            &settings.data_dir().join("id-token-keys"),
+            crate::tokens::keys::SigningAlgorithm::RS256,
+            now,
+        )?);
         let mut generators = Generators::opaque();
         generators.register(JWT, Arc::new(JwtGenerator::new(keys.clone(), crate::config::issuer(&base_url))));
         customize(&mut generators);
@@ -106,6 +112,7 @@ impl Application {
             lockouts: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
             metrics,
+            authz: Arc::new(crate::http::oidc::AuthzState { csrf: Default::default(), id_keys }),
         };
         Ok(Self { listener, local, tls, state, writer_thread, monitoring, _lock: lock })
     }

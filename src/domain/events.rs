@@ -4,6 +4,11 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::authz_events::{
+    CodeIssued, CodeRedeemed, CodeRejected, CodeReplayed, ConsentGiven, ConsentWithdrawn, LoginFailed,
+    LoginSucceeded, SessionEnded, SessionStarted,
+};
+use super::client::ClientOAuth;
 use super::types::{ClientId, Digest, GrantType, ScopeSet, Username};
 
 /// Milliseconds since the Unix epoch, UTC.
@@ -25,6 +30,8 @@ pub enum RevokeReason {
     ExpiryReplacement,
     /// Its client was deleted.
     ClientDeleted,
+    /// The authorization code it was issued from was presented again (RFC 6749 section 4.1.2).
+    CodeReplay,
 }
 
 impl RevokeReason {
@@ -36,6 +43,7 @@ impl RevokeReason {
             Self::RefreshTokenReuse => "refresh_token_reuse",
             Self::ExpiryReplacement => "expiry_replacement",
             Self::ClientDeleted => "client_deleted",
+            Self::CodeReplay => "code_replay",
         }
     }
 }
@@ -49,6 +57,9 @@ pub struct ClientRegistered {
     /// The client's token generator (`opaque`, `jwt`, or a custom one); absent: the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_type: Option<String>,
+    /// Redirect URIs, public client, PKCE rules (absent in logs from before the code flow).
+    #[serde(flatten)]
+    pub oauth: ClientOAuth,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +168,16 @@ pub enum Event {
     TokenRevoked(TokenRevoked),
     RefreshTokenReplayed(RefreshTokenReplayed),
     AuthenticationFailed(AuthenticationFailed),
+    CodeIssued(CodeIssued),
+    CodeRedeemed(CodeRedeemed),
+    CodeRejected(CodeRejected),
+    CodeReplayed(CodeReplayed),
+    LoginSucceeded(LoginSucceeded),
+    LoginFailed(LoginFailed),
+    SessionStarted(SessionStarted),
+    SessionEnded(SessionEnded),
+    ConsentGiven(ConsentGiven),
+    ConsentWithdrawn(ConsentWithdrawn),
 }
 
 /// An event that could not be decoded from its stored form.
@@ -213,6 +234,16 @@ event_codec!(
     TokenRevoked,
     RefreshTokenReplayed,
     AuthenticationFailed,
+    CodeIssued,
+    CodeRedeemed,
+    CodeRejected,
+    CodeReplayed,
+    LoginSucceeded,
+    LoginFailed,
+    SessionStarted,
+    SessionEnded,
+    ConsentGiven,
+    ConsentWithdrawn,
 );
 
 /// An event on its way into the log, with the stream it belongs to.
@@ -236,6 +267,15 @@ mod tests {
         assert!(payload.contains("\"refresh_token_reuse\""));
         let back = Event::decode(event.event_type(), SCHEMA_VERSION, &payload).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_client_registered_before_the_code_flow_still_decodes() {
+        let old = r#"{"client_id":"c1","client_name":"n","secret_digest":"0000000000000000000000000000000000000000000000000000000000000000","grant_types":["password"]}"#;
+        match Event::decode("ClientRegistered", SCHEMA_VERSION, old).unwrap() {
+            Event::ClientRegistered(c) => assert_eq!(c.oauth, ClientOAuth::default()),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub struct Decision {
     pub outcome: Result<Outcome, DomainError>,
 }
 
-fn revoke(token: &ActiveToken, reason: RevokeReason) -> Pending {
+pub(crate) fn revoke(token: &ActiveToken, reason: RevokeReason) -> Pending {
     Pending {
         stream: token.stream.clone(),
         event: Event::TokenRevoked(TokenRevoked { token_id: token.token.token_id, reason }),

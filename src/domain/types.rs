@@ -211,16 +211,23 @@ pub enum GrantType {
     Password,
     ClientCredentials,
     RefreshToken,
+    /// RFC 6749 section 4.1 with PKCE (RFC 7636).
+    AuthorizationCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] = [Self::Password, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: [GrantType; 4] =
+        [Self::Password, Self::ClientCredentials, Self::RefreshToken, Self::AuthorizationCode];
+    /// What a client gets when its registration names no grant types (as before the code flow:
+    /// a code client must register redirect URIs, so it names its grants).
+    pub const DEFAULT: [GrantType; 3] = [Self::Password, Self::ClientCredentials, Self::RefreshToken];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::AuthorizationCode => "authorization_code",
         }
     }
 

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::form::read_body;
 use super::token::no_store;
 use super::{AppState, RequestContext};
+use crate::domain::client::ClientOAuth;
 use crate::domain::types::{ClientId, GrantType};
 use crate::store::ledger::{Command, Envelope, Refusal, Reply};
 use crate::store::log::RequestMeta;
@@ -23,6 +24,13 @@ struct Registration {
     grant_types: Option<Vec<String>>,
     /// `opaque` or `jwt` (or a registered custom generator); absent: the server's default.
     access_token_type: Option<String>,
+    /// RFC 7591 section 2: where codes may be sent.
+    redirect_uris: Option<Vec<String>>,
+    /// `none` makes a public client (no secret, PKCE required); else `client_secret_basic`.
+    token_endpoint_auth_method: Option<String>,
+    /// WSO2's names for the per-client PKCE rules.
+    ext_pkce_mandatory: Option<bool>,
+    ext_pkce_support_plain: Option<bool>,
 }
 
 /// A registered client (RFC 7591 section 3.2.1).
@@ -35,6 +43,75 @@ pub struct ClientBody {
     grant_types: Vec<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     access_token_type: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    redirect_uris: Vec<String>,
+    token_endpoint_auth_method: &'static str,
+    ext_pkce_mandatory: bool,
+    ext_pkce_support_plain: bool,
+}
+
+impl ClientBody {
+    fn new(
+        id: &ClientId,
+        secret: Option<String>,
+        name: String,
+        grants: &[GrantType],
+        att: Option<String>,
+        oauth: ClientOAuth,
+    ) -> Self {
+        Self {
+            client_id: id.to_string(),
+            client_secret: secret.filter(|_| !oauth.public),
+            client_name: name,
+            grant_types: grants.iter().map(|g| g.as_str()).collect(),
+            access_token_type: att,
+            token_endpoint_auth_method: if oauth.public { "none" } else { "client_secret_basic" },
+            ext_pkce_mandatory: oauth.pkce_mandatory,
+            ext_pkce_support_plain: oauth.pkce_support_plain,
+            redirect_uris: oauth.redirect_uris,
+        }
+    }
+}
+
+/// Why a registration's code-flow settings are refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthMetadataError {
+    #[error(transparent)]
+    RedirectUri(#[from] crate::domain::client::RedirectUriError),
+    #[error("{0}")]
+    Metadata(&'static str),
+}
+
+impl From<OAuthMetadataError> for ApiError {
+    fn from(e: OAuthMetadataError) -> Self {
+        match e {
+            OAuthMetadataError::RedirectUri(e) => ApiError::InvalidRedirectUri(e.to_string().into()),
+            OAuthMetadataError::Metadata(m) => ApiError::InvalidClientMetadata(m.into()),
+        }
+    }
+}
+
+/// The code-flow settings of a registration: redirect URIs checked, PKCE rules, public or not.
+pub fn parse_oauth(
+    redirect_uris: Vec<String>,
+    public: bool,
+    pkce_mandatory: Option<bool>,
+    pkce_plain: bool,
+    grants: &[GrantType],
+) -> Result<ClientOAuth, OAuthMetadataError> {
+    let oauth = ClientOAuth::new(redirect_uris, public, pkce_mandatory, pkce_plain);
+    oauth.check()?;
+    if grants.contains(&GrantType::AuthorizationCode) && oauth.redirect_uris.is_empty() {
+        return Err(OAuthMetadataError::Metadata(
+            "the authorization_code grant needs at least one redirect URI",
+        ));
+    }
+    if public && grants.iter().any(|g| matches!(g, GrantType::Password | GrantType::ClientCredentials)) {
+        return Err(OAuthMetadataError::Metadata(
+            "a public client may use only the authorization_code and refresh_token grants",
+        ));
+    }
+    Ok(oauth)
 }
 
 /// A client name: 1 to 255 characters, no control characters.
@@ -46,10 +123,10 @@ pub fn parse_client_name(raw: &str) -> Result<String, &'static str> {
     Ok(raw.to_owned())
 }
 
-/// Grant type names, all known; an empty list means all three.
+/// Grant type names, all known; an empty list means password, client_credentials, refresh_token.
 pub fn parse_grant_types<S: AsRef<str>>(names: &[S]) -> Result<Vec<GrantType>, String> {
     if names.is_empty() {
-        return Ok(GrantType::ALL.to_vec());
+        return Ok(GrantType::DEFAULT.to_vec());
     }
     let mut grants = Vec::new();
     for name in names {
@@ -98,16 +175,33 @@ pub async fn register(
     if let Some(t) = access_token_type.as_deref().filter(|t| !app.generators.contains(t)) {
         return Err(ApiError::InvalidClientMetadata(format!("unknown access_token_type {t:?}").into()));
     }
-    let command = Command::RegisterClient { name, grant_types, access_token_type };
+    let public = match reg.token_endpoint_auth_method.as_deref() {
+        None | Some("client_secret_basic") | Some("client_secret_post") => false,
+        Some("none") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidClientMetadata(
+                format!("unsupported token_endpoint_auth_method {other:?}").into(),
+            ))
+        }
+    };
+    let oauth = parse_oauth(
+        reg.redirect_uris.unwrap_or_default(),
+        public,
+        reg.ext_pkce_mandatory,
+        reg.ext_pkce_support_plain.unwrap_or(false),
+        &grant_types,
+    )?;
+    let command = Command::RegisterClient { name, grant_types, access_token_type, oauth };
     match app.writer.execute(Envelope { command, meta: meta(ctx) }).await?? {
         Reply::Client(c) => {
-            let body = ClientBody {
-                client_id: c.client_id.to_string(),
-                client_secret: Some(c.client_secret),
-                client_name: c.client_name,
-                grant_types: c.grant_types.iter().map(|g| g.as_str()).collect(),
-                access_token_type: c.access_token_type,
-            };
+            let body = ClientBody::new(
+                &c.client_id,
+                Some(c.client_secret),
+                c.client_name,
+                &c.grant_types,
+                c.access_token_type,
+                c.oauth,
+            );
             Ok(no_store((StatusCode::CREATED, Json(body)).into_response()))
         }
         _ => Err(ApiError::Internal),
@@ -133,13 +227,14 @@ pub async fn read(
     require_super_admin(&app, &headers)?;
     let id = ClientId::parse(&client_id).map_err(|_| ApiError::NotFound)?;
     let client = app.readers.with(move |r| lookup::read_client(r, &id)).await?.ok_or(ApiError::NotFound)?;
-    let body = ClientBody {
-        client_id: client.client_id.to_string(),
-        client_secret: None,
-        client_name: client.client_name,
-        grant_types: client.grant_types.iter().map(|g| g.as_str()).collect(),
-        access_token_type: client.access_token_type,
-    };
+    let body = ClientBody::new(
+        &client.client_id,
+        None,
+        client.client_name,
+        &client.grant_types,
+        client.access_token_type,
+        client.oauth,
+    );
     Ok(no_store(Json(body).into_response()))
 }
 

@@ -26,6 +26,8 @@ pub enum ApiError {
     UnsupportedGrantType,
     InvalidScope(Text),
     InvalidClientMetadata(Text),
+    /// RFC 7591 section 3.2.2: a redirect URI that cannot be registered.
+    InvalidRedirectUri(Text),
     PayloadTooLarge,
     /// The body did not arrive within the body timeout: 408, and the connection is closed.
     RequestTimeout,
@@ -69,6 +71,7 @@ impl ApiError {
             }
             Self::InvalidScope(d) => (S::BAD_REQUEST, "invalid_scope", d),
             Self::InvalidClientMetadata(d) => (S::BAD_REQUEST, "invalid_client_metadata", d),
+            Self::InvalidRedirectUri(d) => (S::BAD_REQUEST, "invalid_redirect_uri", d),
             Self::PayloadTooLarge => {
                 (S::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large")
             }

@@ -1,15 +1,21 @@
 //! The HTTP layer: routes, shared state and the request context.
 
 pub mod auth;
+pub mod authorize;
+pub mod consent;
 pub mod dcr;
 pub mod error;
 pub mod form;
 pub mod introspect;
+pub mod login;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 pub mod request_id;
 pub mod revoke;
 pub mod token;
+pub mod token_code;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +61,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Prometheus metrics; also the writer's readiness flag.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The code flow's CSRF key and ID-token keys.
+    pub authz: Arc<oidc::AuthzState>,
 }
 
 impl AppState {
@@ -81,7 +89,20 @@ pub struct RequestContext {
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
     let dcr = "/api/identity/oauth2/dcr/v1.1/register";
+    // The pages a person sees; their security headers are set once, by this layer.
+    let pages = Router::new()
+        .route("/oauth2/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/commonauth", post(login::login))
+        .route("/oidc/logout", get(login::logout_page).post(login::logout))
+        .route("/oauth2/assets/style.css", get(pages::stylesheet))
+        .layer(middleware::from_fn(pages::page_headers));
+    let discovery = "/.well-known/openid-configuration";
     Router::new()
+        .merge(pages)
+        .route("/oauth2/userinfo", get(oidc::userinfo_get).post(oidc::userinfo_post))
+        .route(&format!("/oauth2/token{discovery}"), get(oidc::discovery))
+        .route(&format!("/oauth2/oidcdiscovery{discovery}"), get(oidc::discovery))
+        .route(discovery, get(oidc::discovery))
         .route("/oauth2/token", post(token::token))
         .route("/oauth2/introspect", post(introspect::introspect))
         .route("/oauth2/revoke", post(revoke::revoke))
@@ -177,9 +198,14 @@ async fn metadata(State(app): State<AppState>) -> Json<serde_json::Value> {
         "revocation_endpoint": format!("{base}/oauth2/revoke"),
         "registration_endpoint": format!("{base}/api/identity/oauth2/dcr/v1.1/register"),
         "jwks_uri": format!("{base}/oauth2/jwks"),
-        "grant_types_supported": ["password", "client_credentials", "refresh_token"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "authorization_endpoint": format!("{base}/oauth2/authorize"),
+        "userinfo_endpoint": format!("{base}/oauth2/userinfo"),
+        "end_session_endpoint": format!("{base}/oidc/logout"),
+        "grant_types_supported": ["password", "client_credentials", "refresh_token", "authorization_code"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "authorization_response_iss_parameter_supported": true,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
     }))
@@ -201,7 +227,7 @@ async fn metadata_path_inserted(state: State<AppState>) -> Json<serde_json::Valu
 )]
 async fn jwks(State(app): State<AppState>) -> Json<serde_json::Value> {
     let now = crate::store::ledger::system_clock();
-    Json(app.keys.jwks(now, app.settings.max_access_token_ms()))
+    Json(oidc::jwks(&app, now))
 }
 
 /// Liveness and the views' checkpoint.

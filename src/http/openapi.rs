@@ -18,13 +18,20 @@ pub struct OAuthError {
     pub error_description: String,
 }
 
-/// A token request (RFC 6749 sections 4.3, 4.4 and 6). The client authenticates with HTTP Basic
-/// (`client_secret_basic`) or with `client_id` and `client_secret` here (`client_secret_post`),
-/// never both. Every parameter at most once.
+/// A token request (RFC 6749 sections 4.1.3, 4.3, 4.4 and 6). The client authenticates with HTTP
+/// Basic (`client_secret_basic`) or with `client_id` and `client_secret` here
+/// (`client_secret_post`), never both; a public client sends only `client_id` (code and refresh
+/// grants). Every parameter at most once.
 #[derive(Serialize, ToSchema)]
 pub struct TokenRequest {
-    #[schema(pattern = "^(password|client_credentials|refresh_token)$")]
+    #[schema(pattern = "^(password|client_credentials|refresh_token|authorization_code)$")]
     pub grant_type: String,
+    /// Code grant: the authorization code.
+    pub code: Option<String>,
+    /// Code grant: the `redirect_uri` of the authorization request, when it sent one.
+    pub redirect_uri: Option<String>,
+    /// Code grant: the PKCE verifier (RFC 7636).
+    pub code_verifier: Option<String>,
     /// Password grant: the resource owner.
     pub username: Option<String>,
     /// Password grant: the resource owner's password.
@@ -56,10 +63,19 @@ pub struct TokenParameter {
 #[derive(Serialize, ToSchema)]
 pub struct ClientRegistration {
     pub client_name: String,
-    /// `password`, `client_credentials`, `refresh_token` (default: all three).
+    /// `password`, `client_credentials`, `refresh_token`, `authorization_code` (default: the
+    /// first three).
     pub grant_types: Option<Vec<String>>,
     /// `opaque`, `jwt`, or a generator a downstream crate registered (default: the server's).
     pub access_token_type: Option<String>,
+    /// Where codes may be sent (compared by exact string; loopback IPs may vary the port).
+    pub redirect_uris: Option<Vec<String>>,
+    /// `none` registers a public client (no secret, PKCE required).
+    pub token_endpoint_auth_method: Option<String>,
+    /// WSO2's name: every authorization request must carry a PKCE challenge.
+    pub ext_pkce_mandatory: Option<bool>,
+    /// WSO2's name: the `plain` PKCE method is accepted (S256 always is).
+    pub ext_pkce_support_plain: Option<bool>,
 }
 
 /// RFC 8414 authorization server metadata.
@@ -72,8 +88,13 @@ pub struct ServerMetadata {
     pub revocation_endpoint: String,
     pub registration_endpoint: String,
     pub jwks_uri: String,
+    pub authorization_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub end_session_endpoint: String,
     pub grant_types_supported: Vec<String>,
     pub response_types_supported: Vec<String>,
+    pub code_challenge_methods_supported: Vec<String>,
+    pub authorization_response_iss_parameter_supported: bool,
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
@@ -128,6 +149,7 @@ impl Modify for BasicAuth {
         super::metadata,
         super::metadata_path_inserted,
         super::jwks,
+        super::oidc::discovery,
         super::health,
         super::ops::ready,
         super::ops::metrics_as_admin,
@@ -137,6 +159,7 @@ impl Modify for BasicAuth {
     modifiers(&BasicAuth),
     tags(
         (name = "oauth2", description = "RFC 6749, 7009, 7662 and 8414"),
+        (name = "oidc", description = "OpenID Connect Discovery (the authorize, login, consent and userinfo endpoints are not in this document yet)"),
         (name = "dcr", description = "RFC 7591 at WSO2's path, for the super admin"),
         (name = "operations", description = "Health, metrics and this document"),
     )

@@ -6,9 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::auth::{authenticate, client_credentials, record_failure, retry_after};
+use super::auth::{record_failure, retry_after};
 use super::error::ApiError;
 use super::form::{reject_sensitive_query, OAuthForm};
+use super::token_code::{calling_client, code_command, id_token_for};
 use super::{AppState, RequestContext};
 use crate::crypto;
 use crate::domain::events::AuthMethod;
@@ -28,6 +29,8 @@ pub struct TokenBody {
     scope: Option<String>,
     token_type: &'static str,
     expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
 }
 
 /// Adds the headers RFC 6749 section 5.1 requires on responses that carry tokens.
@@ -77,7 +80,7 @@ async fn grant_tokens(
     form: OAuthForm,
 ) -> Result<Response, ApiError> {
     reject_sensitive_query(uri.query())?;
-    let client = authenticate(&app, &ctx, client_credentials(&headers, &form)?).await?;
+    let client = calling_client(&app, &ctx, &headers, &form).await?;
     let grant_name = form
         .get("grant_type")
         .ok_or_else(|| ApiError::invalid_request("Missing grant_type parameter value"))?;
@@ -101,6 +104,7 @@ async fn grant_tokens(
             let refresh_digest = Digest::of(refresh.as_bytes());
             (Command::Refresh { client: client.client_id.clone(), refresh_digest, scopes: requested }, None)
         }
+        GrantType::AuthorizationCode => (code_command(&form, &client)?, None),
     };
     let meta = RequestMeta {
         request_id: Some(ctx.request_id.clone()),
@@ -110,7 +114,11 @@ async fn grant_tokens(
         peer: Some(ctx.peer.clone()),
     };
     match app.writer.execute(Envelope { command, meta }).await?? {
-        Reply::Granted(granted) => Ok(token_response(granted)),
+        Reply::Granted(granted) => Ok(token_response(granted, None)),
+        Reply::Redeemed(r) => {
+            let id_token = id_token_for(&app, &client, &r)?;
+            Ok(token_response(r.granted, id_token))
+        }
         other => {
             tracing::error!(?other, "the ledger answered a token command without a token");
             Err(ApiError::Internal)
@@ -172,13 +180,14 @@ async fn password_command(
     Ok((Command::Issue { key, grant_type: GrantType::Password }, Some(display)))
 }
 
-fn token_response(g: Granted) -> Response {
+fn token_response(g: Granted, id_token: Option<String>) -> Response {
     let body = TokenBody {
         access_token: g.access_token,
         refresh_token: g.refresh_token,
         scope: (!g.scopes.is_empty()).then(|| g.scopes.to_string()),
         token_type: "Bearer",
         expires_in: g.expires_in,
+        id_token,
     };
     no_store(Json(body).into_response())
 }

@@ -4,7 +4,10 @@
 
 use uuid::Uuid;
 
-use super::records::{BResult, ClientRow, RotatedRow, StoredEvent, Tail, TokenRow, UserRow, ViewOp};
+use super::records::{
+    BResult, ClientRow, CodeRow, ConsentRow, RotatedRow, SessionRow, StoredEvent, Tail, TokenRow, UserRow,
+    ViewOp,
+};
 
 /// Lookups on the views. Inside a write transaction they see its own uncommitted changes.
 pub trait ViewReads {
@@ -18,6 +21,10 @@ pub trait ViewReads {
     fn client(&mut self, client: &str) -> BResult<Option<ClientRow>>;
     /// By the case-folded username.
     fn user(&mut self, key: &str) -> BResult<Option<UserRow>>;
+    /// An authorization code by its digest, whatever its status.
+    fn code(&mut self, digest: &[u8; 32]) -> BResult<Option<CodeRow>>;
+    /// A login session by its digest, expired or not.
+    fn session(&mut self, digest: &[u8; 32]) -> BResult<Option<SessionRow>>;
 }
 
 /// The write side of one store: a connection that runs batch transactions.
@@ -63,6 +70,10 @@ pub trait ReadStore: Send + Sync {
     fn client(&self, client: &str) -> BResult<Option<ClientRow>>;
     /// By the case-folded username.
     fn user(&self, key: &str) -> BResult<Option<UserRow>>;
+    /// A login session by its digest, expired or not.
+    fn session(&self, digest: &[u8; 32]) -> BResult<Option<SessionRow>>;
+    /// The consent a user (case-folded) remembered for a client.
+    fn consent(&self, username_key: &str, client: &str) -> BResult<Option<ConsentRow>>;
     /// The views' checkpoint.
     fn checkpoint(&self) -> BResult<i64>;
     /// The log's committed head: the position every node's view must reach.

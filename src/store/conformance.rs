@@ -4,10 +4,17 @@
 //! (`tests/support/pg_cluster.rs`) and skip, saying so, where PostgreSQL is missing (never under
 //! `CI=true`).
 
+#[path = "conformance/code_flow.rs"]
+mod code_flow;
 #[path = "conformance/props.rs"]
 mod props;
 
 use std::sync::Arc;
+
+use code_flow::{
+    a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
+    codes_sessions_and_consents_are_written_read_and_refolded,
+};
 
 use super::backend::{ReadStore, WriteStore};
 use super::ledger::{Command, CommandResult, Envelope, Ledger, Reply};
@@ -97,6 +104,7 @@ fn register(ledger: &mut Ledger) -> ClientId {
         access_token_type: None,
         name: "app".into(),
         grant_types: GrantType::ALL.to_vec(),
+        oauth: Default::default(),
     };
     match ledger.execute(envelope(command)).unwrap().unwrap() {
         Reply::Client(c) => c.client_id,
@@ -328,4 +336,6 @@ conformance!(
     a_follower_applies_what_another_writer_appended,
     the_log_refuses_update_and_delete,
     an_unreachable_database_is_unavailable_not_an_internal_error,
+    codes_sessions_and_consents_are_written_read_and_refolded,
+    a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
 );

@@ -5,7 +5,7 @@
 
 use super::backend::WriteStore;
 use super::lookup::token_row;
-use super::records::{ClientRow, StoredEvent, UserRow, ViewOp};
+use super::records::{ClientRow, CodeRow, ConsentRow, SessionRow, StoredEvent, UserRow, ViewOp};
 use super::StoreError;
 use crate::domain::events::{Event, RevokeReason};
 
@@ -23,6 +23,8 @@ pub fn ops(stored: &StoredEvent, event: &Event) -> Vec<ViewOp> {
                 secret_digest: e.secret_digest.0,
                 grant_types: grants.join(" "),
                 access_token_type: e.access_token_type.clone(),
+                // A plain struct with string keys always serialises (as `Event::payload`).
+                oauth: serde_json::to_string(&e.oauth).expect("ClientOAuth always serialises"),
             })]
         }
         Event::ClientDeleted(e) => vec![ViewOp::DeleteClient { client_id: e.client_id.as_str().to_owned() }],
@@ -45,6 +47,44 @@ pub fn ops(stored: &StoredEvent, event: &Event) -> Vec<ViewOp> {
             }
         }
         Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) | Event::AuthenticationFailed(_) => vec![],
+        _ => code_flow_ops(event),
+    }
+}
+
+/// The view changes of the authorization code flow's events.
+fn code_flow_ops(event: &Event) -> Vec<ViewOp> {
+    match event {
+        Event::CodeIssued(c) => vec![ViewOp::PutCode(CodeRow {
+            code_digest: c.code_digest.0,
+            client_id: c.client_id.as_str().to_owned(),
+            // A plain struct with string keys always serialises (as `Event::payload`).
+            issued: serde_json::to_string(c).expect("a CodeIssued always serialises"),
+            status: "active".to_owned(),
+            family_id: None,
+            expires_at: c.expires_at,
+        })],
+        Event::CodeRedeemed(c) => {
+            vec![ViewOp::RedeemCode { code_digest: c.code_digest.0, family_id: c.family_id }]
+        }
+        Event::CodeRejected(c) => vec![ViewOp::BurnCode { code_digest: c.code_digest.0 }],
+        Event::SessionStarted(s) => vec![ViewOp::PutSession(SessionRow {
+            session_digest: s.session_digest.0,
+            username: s.username.as_str().to_owned(),
+            auth_time: s.auth_time,
+            expires_at: s.expires_at,
+        })],
+        Event::SessionEnded(s) => vec![ViewOp::DeleteSession { session_digest: s.session_digest.0 }],
+        Event::ConsentGiven(c) if c.remember => vec![ViewOp::PutConsent(ConsentRow {
+            username_key: c.username.canonical().to_owned(),
+            client_id: c.client_id.as_str().to_owned(),
+            scopes: c.scopes.to_string(),
+        })],
+        Event::ConsentWithdrawn(c) => vec![ViewOp::DeleteConsent {
+            username_key: c.username.canonical().to_owned(),
+            client_id: c.client_id.as_str().to_owned(),
+        }],
+        // Login outcomes, replays and one-time consents change no view.
+        _ => vec![],
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::authz_commands::{self, AuthzCommand, Redeemed};
 use super::backend::WriteStore;
 use super::fold::apply;
 use super::log::{append, RequestMeta, Tail};
@@ -14,6 +15,7 @@ use super::memory::{Change, MemoryView};
 use super::mint::LedgerMint;
 use super::{BackendError, StoreError};
 use crate::crypto::{self, Sealer};
+use crate::domain::client::ClientOAuth;
 use crate::domain::events::{
     AuthMethod, AuthenticationFailed, ClientDeleted, ClientRegistered, Event, Millis, Pending, UserAdded,
     UserPasswordChanged,
@@ -49,6 +51,8 @@ pub enum Command {
         grant_types: Vec<GrantType>,
         /// The client's token generator by name; `None` for the server-wide default.
         access_token_type: Option<String>,
+        /// Redirect URIs, public client, PKCE rules.
+        oauth: ClientOAuth,
     },
     DeleteClient {
         client_id: ClientId,
@@ -64,6 +68,8 @@ pub enum Command {
         username: Username,
         password_hash: String,
     },
+    /// The authorization code flow (src/store/authz_commands.rs).
+    Authz(AuthzCommand),
 }
 
 /// A command with the request it came from.
@@ -90,11 +96,14 @@ pub struct NewClient {
     pub client_name: String,
     pub grant_types: Vec<GrantType>,
     pub access_token_type: Option<String>,
+    pub oauth: ClientOAuth,
 }
 
 #[derive(Debug, Clone)]
 pub enum Reply {
     Granted(Granted),
+    /// A code was exchanged: the tokens and what the ID token needs.
+    Redeemed(Redeemed),
     Client(NewClient),
     Done,
 }
@@ -315,15 +324,15 @@ fn commit_events(
 }
 
 /// What the ledger needs to decide.
-struct Context<'a> {
-    sealer: &'a Sealer,
-    policy: &'a Policy,
-    generators: &'a Generators,
-    now: Millis,
+pub(super) struct Context<'a> {
+    pub(super) sealer: &'a Sealer,
+    pub(super) policy: &'a Policy,
+    pub(super) generators: &'a Generators,
+    pub(super) now: Millis,
 }
 
 /// Events to commit and the reply to give.
-type Answer = (Vec<Pending>, Result<Reply, Refusal>);
+pub(super) type Answer = (Vec<Pending>, Result<Reply, Refusal>);
 
 fn execute(
     store: &mut dyn WriteStore,
@@ -349,9 +358,13 @@ fn execute(
             let d = decide_revoke(found.as_ref(), &client);
             (d.events, d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain))
         }
-        Command::RegisterClient { name, grant_types, access_token_type } => {
-            register_client(name, grant_types, access_token_type)
+        Command::RegisterClient { name, grant_types, access_token_type, oauth } => {
+            register_client(name, grant_types, access_token_type, oauth)
         }
+        Command::Authz(command) => match authz_commands::execute(store, cx, command)? {
+            Some(done) => done,
+            None => return Ok(Err(Refusal::UnknownClient)),
+        },
         Command::DeleteClient { client_id } => {
             if views::client(store, &client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
@@ -393,7 +406,7 @@ fn execute(
 }
 
 /// The client's generator and how its requests treat an active token (code beats config).
-fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
+pub(super) fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a dyn TokenGenerator, Renewal) {
     let generator = cx.generators.for_client(client.access_token_type.as_deref());
     let renewal = Renewal::resolve(cx.policy.renew_access_token_per_request, generator.renew_per_request());
     (generator, renewal)
@@ -445,7 +458,7 @@ fn refresh(
 }
 
 /// The events to commit and the reply, with the token values the mint made or kept.
-fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
+pub(super) fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
     let reply = match &d.outcome {
         Ok(outcome) => Ok(mint.granted(outcome)?.map_or(Reply::Done, Reply::Granted)),
         Err(e) => Err(Refusal::Domain(e.clone())),
@@ -453,12 +466,18 @@ fn respond(d: Decision, mint: &LedgerMint<'_>) -> Result<Answer, StoreError> {
     Ok((d.events, reply))
 }
 
-fn user_stream(username: &Username) -> String {
+pub(super) fn user_stream(username: &Username) -> String {
     format!("user-{}", username.canonical())
 }
 
-fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type: Option<String>) -> Answer {
+fn register_client(
+    name: String,
+    grant_types: Vec<GrantType>,
+    access_token_type: Option<String>,
+    oauth: ClientOAuth,
+) -> Answer {
     let client_id = ClientId::parse(&Uuid::new_v4().simple().to_string()).expect("a uuid is a client id");
+    // A public client has no secret; the digest of a value nobody ever sees matches nothing.
     let client_secret = crypto::new_secret();
     let event = Event::ClientRegistered(ClientRegistered {
         client_id: client_id.clone(),
@@ -466,6 +485,7 @@ fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type:
         secret_digest: Digest::of(client_secret.as_bytes()),
         grant_types: grant_types.clone(),
         access_token_type: access_token_type.clone(),
+        oauth: oauth.clone(),
     });
     let stream = format!("client-{client_id}");
     let reply = Reply::Client(NewClient {
@@ -474,6 +494,7 @@ fn register_client(name: String, grant_types: Vec<GrantType>, access_token_type:
         client_name: name,
         grant_types,
         access_token_type,
+        oauth,
     });
     (vec![Pending { stream, event }], Ok(reply))
 }

@@ -128,6 +128,8 @@ pub struct ClientRecord {
     pub secret_digest: Digest,
     pub grant_types: Vec<GrantType>,
     pub access_token_type: Option<String>,
+    /// Redirect URIs, public client, PKCE rules.
+    pub oauth: crate::domain::client::ClientOAuth,
 }
 
 impl ClientRecord {
@@ -143,6 +145,7 @@ fn client_record(r: ClientRow) -> Result<ClientRecord, StoreError> {
         secret_digest: Digest(r.secret_digest),
         grant_types: r.grant_types.split(' ').filter_map(GrantType::parse).collect(),
         access_token_type: r.access_token_type,
+        oauth: serde_json::from_str(&r.oauth).map_err(|_| corrupt("bad client oauth"))?,
     })
 }
 

@@ -67,6 +67,7 @@ impl Change {
                 secret_digest: c.secret_digest,
                 grant_types: c.grant_types.clone(),
                 access_token_type: c.access_token_type.clone(),
+                oauth: c.oauth.clone(),
             }))),
             Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
             _ => None,

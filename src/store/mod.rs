@@ -3,6 +3,8 @@
 //! the two backends, and nothing outside them holds SQL. The ledger (command execution), the
 //! fold and the memory view work on any backend.
 
+pub mod authz;
+pub mod authz_commands;
 pub mod backend;
 pub mod fold;
 pub mod follow;

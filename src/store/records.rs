@@ -138,6 +138,41 @@ pub struct ClientRow {
     /// Space-separated grant type names.
     pub grant_types: String,
     pub access_token_type: Option<String>,
+    /// Redirect URIs, public flag and PKCE rules, as JSON (`{}` for a client without them).
+    pub oauth: String,
+}
+
+/// A row of the authorization-code view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    pub code_digest: [u8; 32],
+    pub client_id: String,
+    /// The JSON of the code's `CodeIssued` event.
+    pub issued: String,
+    /// `active`, `redeemed` or `burned`.
+    pub status: String,
+    /// The refresh family of the token a redeemed code was exchanged for.
+    pub family_id: Option<Uuid>,
+    pub expires_at: Ms,
+}
+
+/// A row of the login-session view (expired rows may remain; readers compare `expires_at`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session_digest: [u8; 32],
+    pub username: String,
+    pub auth_time: Ms,
+    pub expires_at: Ms,
+}
+
+/// A consent remembered with "approve always".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The case-folded username.
+    pub username_key: String,
+    pub client_id: String,
+    /// Sorted and space-separated.
+    pub scopes: String,
 }
 
 /// A row of the user view.
@@ -162,7 +197,7 @@ pub struct RotatedRow {
 pub enum ViewOp {
     /// Insert or replace a client.
     PutClient(ClientRow),
-    /// Remove a client and its rotated refresh tokens.
+    /// Remove a client with its rotated refresh tokens, codes and remembered consents.
     DeleteClient {
         client_id: String,
     },
@@ -184,6 +219,28 @@ pub enum ViewOp {
     },
     DeleteToken {
         token_id: Uuid,
+    },
+    /// A new (active) authorization code; replaces a row with the same digest.
+    PutCode(CodeRow),
+    /// The code was exchanged for a token of refresh family `family_id`.
+    RedeemCode {
+        code_digest: [u8; 32],
+        family_id: Uuid,
+    },
+    /// A failed exchange burned the code.
+    BurnCode {
+        code_digest: [u8; 32],
+    },
+    /// Insert or replace a login session.
+    PutSession(SessionRow),
+    DeleteSession {
+        session_digest: [u8; 32],
+    },
+    /// Insert or replace the consent of a user for a client.
+    PutConsent(ConsentRow),
+    DeleteConsent {
+        username_key: String,
+        client_id: String,
     },
 }
 

@@ -1,6 +1,7 @@
 //! The harness every test uses: a real `token-ledger` process on its own temporary folder, and
 //! short methods for the requests the specifications make.
 
+mod agent;
 mod app;
 mod config;
 mod deployment;
@@ -15,6 +16,9 @@ use base64::Engine as _;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
+pub use agent::{
+    authorize_url, page_form, param, query_of, see_other, Agent, ALICE, CALLBACK, CHALLENGE, VERIFIER,
+};
 pub use app::{assert_revoke_ok, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};
 pub use deployment::Deployment;

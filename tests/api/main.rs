@@ -2,7 +2,11 @@
 //! and speaks HTTP to it. The tests are the specification of the service's observable behaviour.
 
 mod abuse;
+mod browser;
 mod cli;
+mod code_clients;
+mod code_errors;
+mod code_flow;
 mod concurrency;
 mod contract;
 mod crash;

@@ -258,8 +258,12 @@ impl Traffic {
 
     fn register(&mut self) -> (Command, Sent) {
         let name = format!("app-{}", self.rng.gen_range(0..100_000));
-        let command =
-            Command::RegisterClient { name, grant_types: GrantType::ALL.to_vec(), access_token_type: None };
+        let command = Command::RegisterClient {
+            name,
+            grant_types: GrantType::ALL.to_vec(),
+            access_token_type: None,
+            oauth: Default::default(),
+        };
         (command, Sent::Client)
     }
 

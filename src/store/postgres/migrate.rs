@@ -5,7 +5,10 @@ use postgres::Client;
 
 use crate::store::records::BackendError;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../../schema/postgres/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../schema/postgres/0001_event_log.sql"),
+    include_str!("../../../schema/postgres/0002_authorization_code.sql"),
+];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -3,10 +3,13 @@
 
 use std::sync::Mutex;
 
+use super::authz;
 use super::rows::{self, Conn};
 use super::PgOptions;
 use crate::store::backend::ReadStore;
-use crate::store::records::{BResult, BackendError, ClientRow, StoredEvent, TokenRow, UserRow};
+use crate::store::records::{
+    BResult, BackendError, ClientRow, ConsentRow, SessionRow, StoredEvent, TokenRow, UserRow,
+};
 
 pub struct PgReads {
     options: PgOptions,
@@ -42,6 +45,12 @@ impl ReadStore for PgReads {
     }
     fn user(&self, key: &str) -> BResult<Option<UserRow>> {
         self.with(|c| rows::user(c, key))
+    }
+    fn session(&self, digest: &[u8; 32]) -> BResult<Option<SessionRow>> {
+        self.with(|c| authz::session(c, digest))
+    }
+    fn consent(&self, username_key: &str, client: &str) -> BResult<Option<ConsentRow>> {
+        self.with(|c| authz::consent(c, username_key, client))
     }
     fn checkpoint(&self) -> BResult<i64> {
         self.with(rows::checkpoint)

@@ -52,11 +52,11 @@ fn corrupt(what: &str) -> BackendError {
     BackendError::Corrupt(what.to_owned())
 }
 
-fn digest(bytes: Vec<u8>) -> BResult<[u8; 32]> {
+pub(super) fn digest(bytes: Vec<u8>) -> BResult<[u8; 32]> {
     <[u8; 32]>::try_from(bytes).map_err(|_| corrupt("digest is not 32 bytes"))
 }
 
-fn uuid(text: String) -> BResult<Uuid> {
+pub(super) fn uuid(text: String) -> BResult<Uuid> {
     Uuid::parse_str(&text).map_err(|_| corrupt("bad uuid"))
 }
 
@@ -148,7 +148,7 @@ pub fn rotated(c: &mut Conn, d: &[u8; 32]) -> BResult<Option<RotatedRow>> {
 }
 
 pub fn client(c: &mut Conn, id: &str) -> BResult<Option<ClientRow>> {
-    let sql = "SELECT client_id, client_name, secret_digest, grant_types, access_token_type
+    let sql = "SELECT client_id, client_name, secret_digest, grant_types, access_token_type, oauth
                FROM clients WHERE client_id = $1";
     let Some(r) = c.query_opt(sql, &[&id])? else {
         return Ok(None);
@@ -159,6 +159,7 @@ pub fn client(c: &mut Conn, id: &str) -> BResult<Option<ClientRow>> {
         secret_digest: digest(r.try_get(2)?)?,
         grant_types: r.try_get(3)?,
         access_token_type: r.try_get(4)?,
+        oauth: r.try_get(5)?,
     }))
 }
 
@@ -290,17 +291,25 @@ pub fn project(c: &mut Conn, op: &ViewOp) -> BResult<()> {
     match op {
         ViewOp::PutClient(x) => {
             c.execute(
-                "INSERT INTO clients (client_id, client_name, secret_digest, grant_types, access_token_type)
-                 VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO clients (client_id, client_name, secret_digest, grant_types, access_token_type, oauth)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (client_id) DO UPDATE SET client_name = EXCLUDED.client_name,
                     secret_digest = EXCLUDED.secret_digest, grant_types = EXCLUDED.grant_types,
-                    access_token_type = EXCLUDED.access_token_type",
-                &[&x.client_id, &x.client_name, &&x.secret_digest[..], &x.grant_types, &x.access_token_type],
+                    access_token_type = EXCLUDED.access_token_type, oauth = EXCLUDED.oauth",
+                &[
+                    &x.client_id,
+                    &x.client_name,
+                    &&x.secret_digest[..],
+                    &x.grant_types,
+                    &x.access_token_type,
+                    &x.oauth,
+                ],
             )?;
         }
         ViewOp::DeleteClient { client_id } => {
             c.execute("DELETE FROM clients WHERE client_id = $1", &[client_id])?;
             c.execute("DELETE FROM rotated_refresh_tokens WHERE client_id = $1", &[client_id])?;
+            super::authz::delete_client(c, client_id)?;
         }
         ViewOp::PutUser { key, user } => {
             c.execute(
@@ -327,6 +336,7 @@ pub fn project(c: &mut Conn, op: &ViewOp) -> BResult<()> {
         ViewOp::DeleteToken { token_id } => {
             c.execute("DELETE FROM active_tokens WHERE token_id = $1", &[&token_id.to_string()])?;
         }
+        code_flow => super::authz::project(c, code_flow)?,
     }
     Ok(())
 }
@@ -368,7 +378,8 @@ fn insert_token(c: &mut Conn, t: &TokenRow) -> BResult<()> {
 pub(crate) fn forget_views(client: &mut Client) -> BResult<()> {
     client.batch_execute(
         "DELETE FROM active_tokens; DELETE FROM rotated_refresh_tokens; DELETE FROM clients;
-         DELETE FROM users; UPDATE checkpoints SET position = 0;",
+         DELETE FROM users; DELETE FROM authorization_codes; DELETE FROM login_sessions;
+         DELETE FROM consents; UPDATE checkpoints SET position = 0;",
     )?;
     Ok(())
 }

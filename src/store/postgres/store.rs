@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use uuid::Uuid;
 
+use super::authz;
 use super::rows::{self, Conn};
 use super::{migrate, stats, PgOptions};
 use crate::store::backend::{ViewReads, WriteStore};
 use crate::store::records::{
-    BResult, BackendError, ClientRow, RotatedRow, StoredEvent, Tail, TokenRow, UserRow, ViewOp,
+    BResult, BackendError, ClientRow, CodeRow, RotatedRow, SessionRow, StoredEvent, Tail, TokenRow, UserRow,
+    ViewOp,
 };
 
 /// The writer connection; `None` after a failure until the next batch reconnects.
@@ -78,6 +80,12 @@ impl ViewReads for PgStore {
     }
     fn user(&mut self, key: &str) -> BResult<Option<UserRow>> {
         self.with(|c| rows::user(c, key))
+    }
+    fn code(&mut self, digest: &[u8; 32]) -> BResult<Option<CodeRow>> {
+        self.with(|c| authz::code(c, digest))
+    }
+    fn session(&mut self, digest: &[u8; 32]) -> BResult<Option<SessionRow>> {
+        self.with(|c| authz::session(c, digest))
     }
 }
 

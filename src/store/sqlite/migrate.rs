@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/sqlite/0001_event_log.sql"),
     include_str!("../../../schema/sqlite/0002_token_generators.sql"),
     include_str!("../../../schema/sqlite/0003_chain_anchor.sql"),
+    include_str!("../../../schema/sqlite/0004_authorization_code.sql"),
 ];
 
 /// The schema version this build writes.

@@ -15,21 +15,23 @@ pub fn apply(conn: &Connection, op: &ViewOp) -> BResult<()> {
         ViewOp::PutClient(c) => {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO clients
-                    (client_id, client_name, secret_digest, grant_types, access_token_type)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                    (client_id, client_name, secret_digest, grant_types, access_token_type, oauth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 c.client_id,
                 c.client_name,
                 &c.secret_digest[..],
                 c.grant_types,
-                c.access_token_type
+                c.access_token_type,
+                c.oauth
             ])?;
         }
         ViewOp::DeleteClient { client_id } => {
             conn.prepare_cached("DELETE FROM clients WHERE client_id = ?1")?.execute([client_id])?;
             conn.prepare_cached("DELETE FROM rotated_refresh_tokens WHERE client_id = ?1")?
                 .execute([client_id])?;
+            super::authz::delete_client(conn, client_id)?;
         }
         ViewOp::PutUser { key, user } => {
             conn.prepare_cached(
@@ -85,6 +87,7 @@ pub fn apply(conn: &Connection, op: &ViewOp) -> BResult<()> {
             conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?
                 .execute([token_id.to_string()])?;
         }
+        code_flow => super::authz::apply(conn, code_flow)?,
     }
     Ok(())
 }
@@ -105,7 +108,8 @@ pub fn checkpoint(conn: &Connection) -> BResult<i64> {
 pub(crate) fn forget_views(conn: &Connection) -> BResult<()> {
     conn.execute_batch(
         "DELETE FROM active_tokens; DELETE FROM rotated_refresh_tokens; DELETE FROM clients;
-         DELETE FROM users; UPDATE checkpoints SET position = 0;",
+         DELETE FROM users; DELETE FROM authorization_codes; DELETE FROM login_sessions;
+         DELETE FROM consents; UPDATE checkpoints SET position = 0;",
     )?;
     Ok(())
 }

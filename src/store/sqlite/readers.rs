@@ -6,9 +6,9 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use super::{log, open_reader, projection, views};
+use super::{authz, log, open_reader, projection, views};
 use crate::store::backend::ReadStore;
-use crate::store::records::{BResult, ClientRow, StoredEvent, TokenRow, UserRow};
+use crate::store::records::{BResult, ClientRow, ConsentRow, SessionRow, StoredEvent, TokenRow, UserRow};
 
 /// A small pool of read-only connections; grows on demand, keeps at most `MAX_IDLE`.
 pub struct SqliteReads {
@@ -44,6 +44,12 @@ impl ReadStore for SqliteReads {
     }
     fn user(&self, key: &str) -> BResult<Option<UserRow>> {
         self.with(|c| views::user(c, key))
+    }
+    fn session(&self, digest: &[u8; 32]) -> BResult<Option<SessionRow>> {
+        self.with(|c| authz::session(c, digest))
+    }
+    fn consent(&self, username_key: &str, client: &str) -> BResult<Option<ConsentRow>> {
+        self.with(|c| authz::consent(c, username_key, client))
     }
     fn checkpoint(&self) -> BResult<i64> {
         self.with(projection::checkpoint)

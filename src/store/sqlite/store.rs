@@ -8,7 +8,9 @@ use uuid::Uuid;
 
 use super::{log, projection, views};
 use crate::store::backend::{ViewReads, WriteStore};
-use crate::store::records::{BResult, ClientRow, RotatedRow, StoredEvent, Tail, TokenRow, UserRow, ViewOp};
+use crate::store::records::{
+    BResult, ClientRow, CodeRow, RotatedRow, SessionRow, StoredEvent, Tail, TokenRow, UserRow, ViewOp,
+};
 
 /// The writer connection. `BEGIN IMMEDIATE` takes SQLite's write lock for the whole batch.
 pub struct SqliteStore {
@@ -68,6 +70,12 @@ impl ViewReads for SqliteStore {
     }
     fn user(&mut self, key: &str) -> BResult<Option<UserRow>> {
         views::user(&self.conn, key)
+    }
+    fn code(&mut self, digest: &[u8; 32]) -> BResult<Option<CodeRow>> {
+        super::authz::code(&self.conn, digest)
+    }
+    fn session(&mut self, digest: &[u8; 32]) -> BResult<Option<SessionRow>> {
+        super::authz::session(&self.conn, digest)
     }
 }
 

@@ -106,7 +106,7 @@ pub fn rotated(conn: &Connection, d: &[u8; 32]) -> BResult<Option<RotatedRow>> {
 
 pub fn client(conn: &Connection, id: &str) -> BResult<Option<ClientRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT client_id, client_name, secret_digest, grant_types, access_token_type
+        "SELECT client_id, client_name, secret_digest, grant_types, access_token_type, oauth
          FROM clients WHERE client_id = ?1",
     )?;
     let row = stmt
@@ -117,6 +117,7 @@ pub fn client(conn: &Connection, id: &str) -> BResult<Option<ClientRow>> {
                 secret_digest: digest(r.get(2)?, 2)?,
                 grant_types: r.get(3)?,
                 access_token_type: r.get(4)?,
+                oauth: r.get(5)?,
             })
         })
         .optional()?;

@@ -169,7 +169,8 @@ impl Csrf {
             }
             Err(e) => return Err(io(e)),
         };
-        let key = <[u8; 32]>::try_from(key).map_err(|_| crate::crypto::CryptoError::KeyLength(shown.clone()))?;
+        let key =
+            <[u8; 32]>::try_from(key).map_err(|_| crate::crypto::CryptoError::KeyLength(shown.clone()))?;
         Ok(Self { key })
     }
 

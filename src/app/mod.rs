@@ -80,6 +80,8 @@ impl Application {
             crate::tokens::keys::SigningAlgorithm::RS256,
             now,
         )?);
+        // Shared by every node that shares the key folder, so a form verifies on any of them.
+        let csrf = crate::http::pages::Csrf::load_or_create(&settings.data_dir().join("csrf.key"))?;
         let mut generators = Generators::opaque();
         generators.register(JWT, Arc::new(JwtGenerator::new(keys.clone(), crate::config::issuer(&base_url))));
         customize(&mut generators);
@@ -112,7 +114,7 @@ impl Application {
             lockouts: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
             metrics,
-            authz: Arc::new(crate::http::oidc::AuthzState { csrf: Default::default(), id_keys }),
+            authz: Arc::new(crate::http::oidc::AuthzState { csrf, id_keys }),
         };
         Ok(Self { listener, local, tls, state, writer_thread, monitoring, _lock: lock })
     }

@@ -139,8 +139,9 @@ pub fn set_cookie(name: &str, value: Option<&str>, secure: bool) -> HeaderValue 
 }
 
 /// The CSRF protection of the forms (RFC 6749 section 10.12): a random cookie, and in each
-/// form an HMAC of it under a per-process key, so a token cannot be made without the key even
-/// by someone who can plant a cookie.
+/// form an HMAC of it under a key kept in the key folder (`csrf.key`), so a token cannot be made
+/// without the key even by someone who can plant a cookie, and a form rendered by one node
+/// verifies on every node sharing the folder (several nodes on PostgreSQL).
 pub struct Csrf {
     key: [u8; 32],
 }
@@ -155,6 +156,24 @@ impl Default for Csrf {
 }
 
 impl Csrf {
+    /// Reads the key file, or creates it (mode 0600) with a fresh key from the OS generator.
+    pub fn load_or_create(path: &std::path::Path) -> Result<Self, crate::crypto::CryptoError> {
+        let shown = path.display().to_string();
+        let io = |source| crate::crypto::CryptoError::KeyFile { path: shown.clone(), source };
+        let key = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fresh = Self::default();
+                crate::crypto::write_private(path, &fresh.key).map_err(io)?;
+                return Ok(fresh);
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let key =
+            <[u8; 32]>::try_from(key).map_err(|_| crate::crypto::CryptoError::KeyLength(shown.clone()))?;
+        Ok(Self { key })
+    }
+
     fn mac(&self, cookie: &str) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(cookie.as_bytes());

@@ -59,9 +59,10 @@ async fn an_application_token_with_a_second_or_less_left_is_replaced() {
         spawn_app(ConfigOverrides { app_access_token_validity: "2s", ..ConfigOverrides::renewal_off() })
             .await;
     let client = app.register_client("machine").await;
-    let start = Instant::now();
-
     let first = app.token_client_credentials(&client, "CC").await;
+    // Counted from the answer, not the request: the token was issued before it, so a slow first
+    // request (a loaded machine) cannot push the expiry past the later checks.
+    let start = Instant::now();
     sleep_until(start + Duration::from_millis(300)).await;
     let same = app.token_client_credentials(&client, "CC").await;
     sleep_until(start + Duration::from_millis(1_600)).await;
@@ -78,9 +79,10 @@ async fn a_refresh_token_with_a_second_or_less_left_makes_the_pair_unusable() {
     let app =
         spawn_app(ConfigOverrides { refresh_token_validity: "3s", ..ConfigOverrides::renewal_off() }).await;
     let client = app.register_client("short-refresh").await;
-    let start = Instant::now();
-
     let first = app.token_admin(&client, "openid").await;
+    // Counted from the answer, not the request: the token was issued before it, so a slow first
+    // request (a loaded machine) cannot push the expiry past the later checks.
+    let start = Instant::now();
     sleep_until(start + Duration::from_millis(500)).await;
     let same = app.token_admin(&client, "openid").await;
     sleep_until(start + Duration::from_millis(2_300)).await;

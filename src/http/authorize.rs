@@ -328,6 +328,16 @@ pub(super) async fn issue_code(
 }
 
 /// `GET /oauth2/authorize`.
+#[utoipa::path(
+    get, path = "/oauth2/authorize", tag = "pages",
+    params(crate::http::openapi::AuthorizeRequest),
+    responses(
+        (status = 200, description = "A page: sign-in, consent, or an error to show the person", content_type = "text/html", body = String),
+        (status = 303, description = "Redirect: to the client's redirect URI with `code` or `error`, `state` and `iss`, or back to a page", headers(("Location" = String))),
+        (status = 400, description = "The client or redirect URI is unknown or invalid, or a parameter is repeated: an HTML page, never a redirect", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger cannot be written or read right now (an HTML page)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn authorize_get(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -344,6 +354,22 @@ pub async fn authorize_get(
 
 /// `POST /oauth2/authorize`: an authorization request sent as a form (OIDC Core 3.1.2.1), or
 /// the consent page's answer (`consent` = approve, approveAlways or deny, WSO2's values).
+#[utoipa::path(
+    post, path = "/oauth2/authorize", tag = "pages",
+    request_body(content = crate::http::openapi::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: sign-in, consent, or an error to show the person", content_type = "text/html", body = String),
+        (status = 303, description = "Redirect: to the client's redirect URI with `code` or `error`, `state` and `iss`, or back to a page", headers(("Location" = String))),
+        (status = 400, description = "An HTML error page (the request cannot be answered to the client), or an RFC 6749 error for a body that is not a form", content(
+            (String = "text/html"),
+            (crate::http::openapi::OAuthError = "application/json"),
+        )),
+        (status = 403, description = "The form's CSRF token does not match its cookie (an HTML page)", content_type = "text/html", body = String),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written or read right now (an HTML page)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn authorize_post(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,

@@ -26,6 +26,22 @@ pub const SESSION_MS: i64 = 8 * 3600 * 1000;
 
 /// `POST /commonauth`: checks the password; on success a session begins and the person goes
 /// back to the authorization endpoint (303), which then shows the consent page.
+#[utoipa::path(
+    post, path = "/commonauth", tag = "pages",
+    request_body(content = crate::http::openapi::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: sign-in, consent, or an error to show the person", content_type = "text/html", body = String),
+        (status = 303, description = "Back to the authorization endpoint: signed in (with the session cookie), or with `auth_failure` (`invalid` credentials, or `locked` for a while)", headers(("Location" = String))),
+        (status = 400, description = "An HTML error page (the request cannot be answered to the client), or an RFC 6749 error for a body that is not a form", content(
+            (String = "text/html"),
+            (crate::http::openapi::OAuthError = "application/json"),
+        )),
+        (status = 403, description = "The form's CSRF token does not match its cookie (an HTML page)", content_type = "text/html", body = String),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written or read right now (an HTML page)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn login(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,
@@ -111,6 +127,13 @@ async fn sign_in(app: &AppState, ctx: &RequestContext, form: &OAuthForm) -> Resu
 }
 
 /// `GET /oidc/logout`: who is signed in, and a form to sign out.
+#[utoipa::path(
+    get, path = "/oidc/logout", tag = "pages",
+    responses(
+        (status = 200, description = "Who is signed in, and a form to sign out", content_type = "text/html", body = String),
+        (status = 503, description = "The ledger cannot be written or read right now (an HTML page)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn logout_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let person = match signed_in(&app, &headers).await {
         Ok(found) => found.map(|(s, _)| s.username.as_str().to_owned()),
@@ -129,6 +152,21 @@ pub async fn logout_page(State(app): State<AppState>, headers: HeaderMap) -> Res
 }
 
 /// `POST /oidc/logout`: ends the session (an event) and clears its cookie.
+#[utoipa::path(
+    post, path = "/oidc/logout", tag = "pages",
+    request_body(content = crate::http::openapi::PageForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed out: back to the logout page, the session cookie cleared", headers(("Location" = String))),
+        (status = 400, description = "An HTML error page (the request cannot be answered to the client), or an RFC 6749 error for a body that is not a form", content(
+            (String = "text/html"),
+            (crate::http::openapi::OAuthError = "application/json"),
+        )),
+        (status = 403, description = "The form's CSRF token does not match its cookie (an HTML page)", content_type = "text/html", body = String),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "The ledger cannot be written or read right now (an HTML page)", content_type = "text/html", body = String),
+    )
+)]
 pub async fn logout(
     State(app): State<AppState>,
     Extension(ctx): Extension<RequestContext>,

@@ -163,10 +163,38 @@ pub async fn userinfo(app: &AppState, headers: &HeaderMap, form: Option<&OAuthFo
     no_store(Json(json!({"sub": name, "preferred_username": name})).into_response())
 }
 
+/// `GET /oauth2/userinfo` with `Authorization: Bearer`.
+#[utoipa::path(
+    get, path = "/oauth2/userinfo", tag = "oidc",
+    responses(
+        (status = 200, description = "The signed-in person's claims (`Cache-Control: no-store`)", body = crate::http::openapi::UserInfo),
+        (status = 401, description = "No bearer token (an empty body), or `invalid_token` (RFC 6750 section 3.1, with `WWW-Authenticate`)", content(
+            (crate::http::openapi::OAuthError = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 403, description = "`insufficient_scope`: an application token, or no `openid` scope", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn userinfo_get(State(app): State<AppState>, headers: HeaderMap) -> Response {
     userinfo(&app, &headers, None).await
 }
 
+/// `POST /oauth2/userinfo`: the bearer token in the header or as the form's `access_token`.
+#[utoipa::path(
+    post, path = "/oauth2/userinfo", tag = "oidc",
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded", description = "`access_token`, when not in the header"),
+    responses(
+        (status = 200, description = "The signed-in person's claims (`Cache-Control: no-store`)", body = crate::http::openapi::UserInfo),
+        (status = 401, description = "No bearer token (an empty body), or `invalid_token` (RFC 6750 section 3.1, with `WWW-Authenticate`)", content(
+            (crate::http::openapi::OAuthError = "application/json"),
+            (String = "text/plain"),
+        )),
+        (status = 403, description = "`insufficient_scope`: an application token, or no `openid` scope", body = crate::http::openapi::OAuthError),
+        (status = 400, description = "A body that is not a form", body = crate::http::openapi::OAuthError),
+        (status = 408, description = "The body did not arrive in time", body = crate::http::openapi::OAuthError),
+        (status = 413, description = "The body is larger than 64 KiB", body = crate::http::openapi::OAuthError),
+    )
+)]
 pub async fn userinfo_post(State(app): State<AppState>, headers: HeaderMap, form: OAuthForm) -> Response {
     userinfo(&app, &headers, Some(&form)).await
 }

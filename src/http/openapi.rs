@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
 /// An OAuth error (RFC 6749 section 5.2): every 4xx and 5xx answer of the service has this shape.
 #[derive(Serialize, ToSchema)]
@@ -76,6 +76,54 @@ pub struct ClientRegistration {
     pub ext_pkce_mandatory: Option<bool>,
     /// WSO2's name: the `plain` PKCE method is accepted (S256 always is).
     pub ext_pkce_support_plain: Option<bool>,
+}
+
+/// An authorization request (RFC 6749 section 4.1.1, RFC 7636, OpenID Connect Core 3.1.2.1): the
+/// query of `GET /oauth2/authorize`, and the hidden fields every page form sends back.
+#[derive(Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizeRequest {
+    /// `code`, the only response type.
+    pub response_type: Option<String>,
+    pub client_id: Option<String>,
+    /// One of the client's registered redirect URIs (compared as exact strings).
+    pub redirect_uri: Option<String>,
+    /// Space-separated scopes; `openid` asks for an ID token.
+    pub scope: Option<String>,
+    /// Returned unchanged to the client.
+    pub state: Option<String>,
+    /// PKCE (RFC 7636).
+    pub code_challenge: Option<String>,
+    /// `S256`, or `plain` where the client allows it.
+    pub code_challenge_method: Option<String>,
+    /// Copied into the ID token.
+    pub nonce: Option<String>,
+    /// `none`, `login` or `consent`.
+    pub prompt: Option<String>,
+    /// Seconds a sign-in may be old before the person signs in again.
+    pub max_age: Option<String>,
+}
+
+/// A form posted by one of the pages: the authorization request's fields plus these.
+#[derive(Serialize, ToSchema)]
+pub struct PageForm {
+    /// The CSRF token the page carried (bound to the `ledger_csrf` cookie).
+    pub csrf_token: String,
+    /// Sign-in only: the person's username.
+    pub username: Option<String>,
+    /// Sign-in only: the person's password.
+    pub password: Option<String>,
+    /// Consent only: `approve`, `approveAlways` or `deny` (WSO2's values).
+    pub consent: Option<String>,
+    #[serde(flatten)]
+    pub request: AuthorizeRequest,
+}
+
+/// The claims UserInfo returns (OpenID Connect Core 5.3).
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    pub sub: String,
+    pub preferred_username: String,
 }
 
 /// RFC 8414 authorization server metadata.
@@ -150,16 +198,24 @@ impl Modify for BasicAuth {
         super::metadata_path_inserted,
         super::jwks,
         super::oidc::discovery,
+        super::authorize::authorize_get,
+        super::authorize::authorize_post,
+        super::login::login,
+        super::login::logout_page,
+        super::login::logout,
+        super::oidc::userinfo_get,
+        super::oidc::userinfo_post,
         super::health,
         super::ops::ready,
         super::ops::metrics_as_admin,
         super::ops::openapi,
     ),
-    components(schemas(OAuthError, TokenRequest, TokenParameter, ClientRegistration, ServerMetadata, Jwks, Health)),
+    components(schemas(OAuthError, TokenRequest, TokenParameter, ClientRegistration, ServerMetadata, Jwks, Health, AuthorizeRequest, PageForm, UserInfo)),
     modifiers(&BasicAuth),
     tags(
         (name = "oauth2", description = "RFC 6749, 7009, 7662 and 8414"),
-        (name = "oidc", description = "OpenID Connect Discovery (the authorize, login, consent and userinfo endpoints are not in this document yet)"),
+        (name = "oidc", description = "OpenID Connect Discovery and UserInfo"),
+        (name = "pages", description = "The authorization code flow's pages: a browser's, answered in HTML and redirects (errors before the client is known are HTML pages, never a redirect)"),
         (name = "dcr", description = "RFC 7591 at WSO2's path, for the super admin"),
         (name = "operations", description = "Health, metrics and this document"),
     )
@@ -193,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn every_error_answer_has_the_rfc_6749_shape() {
+    fn every_error_answer_outside_the_pages_has_the_rfc_6749_shape() {
         let doc: serde_json::Value = serde_json::from_str(&super::json()).unwrap();
         let error = &doc["components"]["schemas"]["OAuthError"];
         let mut required: Vec<&str> =
@@ -202,11 +258,18 @@ mod tests {
         assert_eq!(required, ["error", "error_description"]);
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
+                let page = operation["tags"].as_array().unwrap().iter().any(|t| t == "pages");
                 for (status, response) in operation["responses"].as_object().unwrap() {
-                    if status.starts_with('4') || (status.starts_with('5') && path.starts_with("/oauth2")) {
-                        let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                    let error = status.starts_with('4') || (status.starts_with('5') && path.starts_with("/oauth2"));
+                    let content = response["content"].as_object();
+                    let json = content.and_then(|c| c.get("application/json"));
+                    if error && (json.is_some() || !page) {
+                        let schema = &json.expect("a JSON error")["schema"]["$ref"];
                         assert_eq!(schema, "#/components/schemas/OAuthError", "{method} {path} {status}");
                     }
+                    // Only a browser's pages answer in HTML; an API client always gets JSON.
+                    let html = content.is_some_and(|c| c.contains_key("text/html"));
+                    assert!(!html || page, "{method} {path} {status} answers HTML outside the pages");
                 }
             }
         }

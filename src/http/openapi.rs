@@ -260,7 +260,8 @@ mod tests {
             for (method, operation) in item.as_object().unwrap() {
                 let page = operation["tags"].as_array().unwrap().iter().any(|t| t == "pages");
                 for (status, response) in operation["responses"].as_object().unwrap() {
-                    let error = status.starts_with('4') || (status.starts_with('5') && path.starts_with("/oauth2"));
+                    let error =
+                        status.starts_with('4') || (status.starts_with('5') && path.starts_with("/oauth2"));
                     let content = response["content"].as_object();
                     let json = content.and_then(|c| c.get("application/json"));
                     if error && (json.is_some() || !page) {

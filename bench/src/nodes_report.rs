@@ -1,0 +1,119 @@
+//! The figures of `ledger-bench nodes`: a line per measurement as it ends, then one Markdown
+//! table with each workload × target cell's best round, its spread over the rounds, and its
+//! ratio to the reference target measured in the same run.
+
+use std::fmt::Write as _;
+
+use crate::load::Outcome;
+use crate::lock_hold::Hold;
+use crate::nodes::{Target, Workload};
+use crate::report::Figures;
+
+/// One measurement.
+pub struct Sample {
+    pub round: usize,
+    pub workload: Workload,
+    pub target: usize,
+    pub figures: Figures,
+    /// Cores PostgreSQL's processes kept busy (0 on SQLite).
+    pub database_cores: f64,
+    pub generator_cores: Option<f64>,
+    /// The `log_head` lock over the window, all nodes together (PostgreSQL only).
+    pub hold: Option<Hold>,
+    pub window_s: f64,
+}
+
+impl Sample {
+    /// The share of the window during which some node held the lock (batches never overlap:
+    /// the lock serialises them).
+    fn lock_busy(&self) -> Option<f64> {
+        self.hold.map(|h| h.total_us as f64 / 1e6 / self.window_s)
+    }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
+}
+
+fn hold_text(hold: Option<Hold>, window_s: f64) -> String {
+    match hold {
+        Some(h) => format!(
+            "{:.0} µs mean, p99 ≤ {} µs, {:.0} batches/s",
+            h.mean_us(),
+            h.quantile_at_most_us(0.99),
+            h.batches as f64 / window_s
+        ),
+        None => "–".to_owned(),
+    }
+}
+
+/// The line printed when a measurement ends.
+pub fn print_sample(s: &Sample, target: &Target, outcome: &Outcome) {
+    let f = &s.figures;
+    let mut errors: Vec<String> = outcome.total().statuses.iter().map(|(st, n)| format!("HTTP {st} ×{n}")).collect();
+    errors.extend(outcome.total().unexpected.iter().map(|(w, n)| format!("{w} ×{n}")));
+    if outcome.transport_errors + outcome.timeouts > 0 {
+        errors.push(format!("transport/timeouts ×{}", outcome.transport_errors + outcome.timeouts));
+    }
+    println!(
+        "round {} · {:<10} · {:<28} {:>8.0} req/s · p50 {:.2} ms · p99 {:.2} ms · server {} cores · PG {:.2} · generator {} · noise {} · lock {} · errors: {}",
+        s.round,
+        s.workload.name(),
+        target.label,
+        f.throughput,
+        f.p50_ms,
+        f.p99_ms,
+        opt(f.server_cores, 2),
+        s.database_cores,
+        opt(s.generator_cores, 2),
+        opt(f.others_cores, 2),
+        hold_text(s.hold, s.window_s),
+        if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
+    );
+}
+
+/// The best round of a cell (highest throughput) and the lowest and highest throughputs.
+fn best<'a>(samples: &'a [Sample], w: Workload, t: usize) -> Option<(&'a Sample, f64, f64)> {
+    let cell: Vec<&Sample> = samples.iter().filter(|s| s.workload == w && s.target == t).collect();
+    let top = cell.iter().copied().max_by(|a, b| a.figures.throughput.total_cmp(&b.figures.throughput))?;
+    let low = cell.iter().map(|s| s.figures.throughput).fold(f64::INFINITY, f64::min);
+    Some((top, low, top.figures.throughput))
+}
+
+/// The table: best of the rounds per cell; `reference` is the target the ratios divide by.
+pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> String {
+    let rounds = samples.iter().map(|s| s.round).max().unwrap_or(0);
+    let mut s = format!(
+        "Best of {rounds} interleaved rounds per cell (range over the rounds in brackets); ratio to `{}` of the same run.\n\n\
+         | workload | target | req/s, best (range) | × {} | p50 ms | p99 ms | errors | servers' cores | PostgreSQL cores | generator cores | noise cores | `log_head` hold | lock busy |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n",
+        targets[reference].label, targets[reference].label
+    );
+    for w in Workload::ALL {
+        let reference_best = best(samples, w, reference).map(|b| b.2);
+        for (t, target) in targets.iter().enumerate() {
+            let Some((top, low, high)) = best(samples, w, t) else { continue };
+            let f = &top.figures;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {:.2} | {:.2} | {} | {} | {:.2} | {} | {} | {} | {} |",
+                w.name(),
+                target.label,
+                high,
+                low,
+                high,
+                opt(reference_best.map(|r| high / r), 2),
+                f.p50_ms,
+                f.p99_ms,
+                f.errors,
+                opt(f.server_cores, 2),
+                top.database_cores,
+                opt(top.generator_cores, 2),
+                opt(f.others_cores, 2),
+                hold_text(top.hold, top.window_s),
+                top.lock_busy().map_or_else(|| "–".to_owned(), |b| format!("{:.0} %", b * 100.0)),
+            );
+        }
+    }
+    s
+}

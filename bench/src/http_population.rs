@@ -20,7 +20,7 @@ use crate::workloads::json_field;
 use crate::BenchError;
 
 /// Connections the population is made over.
-const CONNECTIONS: usize = 32;
+const CONNECTIONS: usize = 64;
 /// A population request that takes longer than this fails the run.
 const TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -184,7 +184,8 @@ impl Outcome {
     /// CPU seconds the database server's processes used in the window (0 for SQLite), per
     /// process so that backends started inside the window count from zero.
     pub fn database_cpu(&self) -> f64 {
-        let at_start = |pid: u32| self.start.database_cpu.iter().find(|(p, _)| *p == pid).map_or(0.0, |s| s.1);
+        let at_start =
+            |pid: u32| self.start.database_cpu.iter().find(|(p, _)| *p == pid).map_or(0.0, |s| s.1);
         self.end.database_cpu.iter().map(|(pid, end)| (end - at_start(*pid)).max(0.0)).sum()
     }
 

@@ -21,6 +21,22 @@ pub struct Hold {
     pub batches: u64,
     pub total_us: u64,
     pub buckets: [u64; BUCKETS],
+    /// When the report was logged (seconds of the UTC day), or for a window: how many seconds
+    /// lie between its two reports, summed over the nodes.
+    pub at_s: f64,
+    /// For a window: the lock's busy share (held time ÷ time between the reports), summed over
+    /// the nodes; their batches never overlap, so 1.0 means the critical section is saturated.
+    pub busy: f64,
+    /// For a window: batches per second, summed over the nodes.
+    pub batches_per_s: f64,
+}
+
+/// Seconds of the UTC day of a log line's leading timestamp (`2026-11-29T23:40:00.123456Z`).
+fn seconds_of_day(line: &str) -> Option<f64> {
+    let time = line.split_whitespace().next()?.split_once('T')?.1.trim_end_matches('Z');
+    let mut parts = time.splitn(3, ':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
 
 impl Hold {
@@ -35,6 +51,9 @@ impl Hold {
             batches: field("batches")?.parse().ok()?,
             total_us: field("total_us")?.parse().ok()?,
             buckets: [0; BUCKETS],
+            at_s: seconds_of_day(line)?,
+            busy: 0.0,
+            batches_per_s: 0.0,
         };
         for pair in field("buckets")?.trim_matches('"').split(',').filter(|p| !p.is_empty()) {
             let (k, n) = pair.split_once(':')?;
@@ -47,13 +66,25 @@ impl Hold {
         self.batches += other.batches;
         self.total_us += other.total_us;
         self.buckets.iter_mut().zip(other.buckets).for_each(|(a, b)| *a += b);
+        self.at_s += other.at_s;
+        self.busy += other.busy;
+        self.batches_per_s += other.batches_per_s;
         self
     }
 
+    /// The window from `earlier` to this report of the same node.
     fn minus(mut self, earlier: &Self) -> Self {
         self.batches = self.batches.saturating_sub(earlier.batches);
         self.total_us = self.total_us.saturating_sub(earlier.total_us);
         self.buckets.iter_mut().zip(earlier.buckets).for_each(|(a, b)| *a = a.saturating_sub(b));
+        // A window across midnight UTC.
+        let span = (self.at_s - earlier.at_s).rem_euclid(86_400.0);
+        self.at_s = span;
+        (self.busy, self.batches_per_s) = if span > 0.0 {
+            (self.total_us as f64 / 1e6 / span, self.batches as f64 / span)
+        } else {
+            (0.0, 0.0)
+        };
         self
     }
 
@@ -101,17 +132,19 @@ impl Probe for LockHold {
         let at_end = self.read();
         let mut window = Hold::default();
         for (i, end) in at_end.iter().enumerate() {
-            let start = self.at_start.get(i).copied().flatten().unwrap_or_default();
-            if let Some(end) = end {
+            // A node without a report at the window's start contributes nothing: its span would
+            // be unknown (at 250 ms reports and 1 s of warm-up, every busy node has one).
+            if let (Some(start), Some(end)) = (self.at_start.get(i).copied().flatten(), end) {
                 window = window.add(&end.minus(&start));
             }
         }
         *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(window);
         Some(format!(
-            "log_head lock: {} batches, hold mean {:.0} µs, p99 ≤ {} µs",
+            "log_head lock: {} batches, hold mean {:.0} µs, p99 ≤ {} µs, busy {:.0} %",
             window.batches,
             window.mean_us(),
-            window.quantile_at_most_us(0.99)
+            window.quantile_at_most_us(0.99),
+            window.busy * 100.0
         ))
     }
 }
@@ -135,12 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_the_difference_of_two_reports() {
+    fn a_window_is_the_difference_of_two_reports_over_the_time_between_them() {
         let end = Hold::last_in(LINE).unwrap();
-        let start = Hold::last_in(&LINE.replace("batches=10", "batches=4").replace("7:4", "7:0")).unwrap();
-        let window = end.minus(&start);
+        let earlier = LINE
+            .replace("23:40:00.000000", "23:39:58.000000")
+            .replace("batches=10", "batches=4")
+            .replace("total_us=3000", "total_us=1000")
+            .replace("7:4", "7:0");
+        let window = end.minus(&Hold::last_in(&earlier).unwrap());
         assert_eq!(window.batches, 6);
         assert_eq!(window.buckets[7], 4);
+        assert_eq!(window.at_s, 2.0);
+        assert_eq!(window.batches_per_s, 3.0);
+        assert!((window.busy - 0.001).abs() < 1e-12, "2,000 µs held in 2 s: {}", window.busy);
         assert_eq!(Hold::last_in("no report here"), None);
     }
 }

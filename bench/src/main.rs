@@ -211,7 +211,11 @@ fn run_nodes(cli: &Cli, server: ServerRun, plan: Plan) -> Result<(), BenchError>
     let after = |label: &str, store| Target { label: label.to_owned(), binary: server.binary.clone(), store };
     let mut targets = Vec::new();
     if let Some(before) = &cli.before_bin {
-        targets.push(Target { label: "SQLite, 1 node, before".into(), binary: before.clone(), store: Store::Sqlite });
+        targets.push(Target {
+            label: "SQLite, 1 node, before".into(),
+            binary: before.clone(),
+            store: Store::Sqlite,
+        });
     }
     let reference = targets.len();
     targets.push(after("SQLite, 1 node", Store::Sqlite));

@@ -55,7 +55,9 @@ impl Workload {
 pub enum Store {
     Sqlite,
     /// `nodes` servers on one PostgreSQL database.
-    Postgres { nodes: usize },
+    Postgres {
+        nodes: usize,
+    },
 }
 
 /// A server binary on a store.
@@ -108,13 +110,30 @@ pub struct Comparison {
 
 impl Comparison {
     /// Starts the PostgreSQL cluster; PostgreSQL targets are dropped (said why) without one.
-    pub fn new(mut targets: Vec<Target>, rounds: usize, connections: usize, plan: Plan, tokens: usize, server: ServerRun) -> Result<Self, BenchError> {
+    pub fn new(
+        mut targets: Vec<Target>,
+        rounds: usize,
+        connections: usize,
+        plan: Plan,
+        tokens: usize,
+        server: ServerRun,
+    ) -> Result<Self, BenchError> {
         let pg = if targets.iter().any(|t| t.store != Store::Sqlite) { PgCluster::start()? } else { None };
         if pg.is_none() && targets.iter().any(|t| t.store != Store::Sqlite) {
             eprintln!("SKIPPED: the PostgreSQL targets need PostgreSQL 15+ server programs (initdb, pg_ctl) under /usr/lib/postgresql/*/bin");
             targets.retain(|t| t.store == Store::Sqlite);
         }
-        Ok(Self { targets, rounds, connections, plan, tokens, server, pg, seeds: Vec::new(), samples: Vec::new() })
+        Ok(Self {
+            targets,
+            rounds,
+            connections,
+            plan,
+            tokens,
+            server,
+            pg,
+            seeds: Vec::new(),
+            samples: Vec::new(),
+        })
     }
 
     /// Every round: every workload on every target (the targets' order turns each round).
@@ -136,7 +155,11 @@ impl Comparison {
         let servers = Servers {
             addrs: started.nodes.iter().map(|n| n.addr).collect(),
             pids: started.nodes.iter().map(|n| n.pid()).collect(),
-            database_pid: self.pg.as_ref().filter(|_| target.store != Store::Sqlite).and_then(PgCluster::postmaster_pid),
+            database_pid: self
+                .pg
+                .as_ref()
+                .filter(|_| target.store != Store::Sqlite)
+                .and_then(PgCluster::postmaster_pid),
         };
         let logs = (0..started.nodes.len()).map(|n| started.deployment.node_log_file(n)).collect();
         let probe = LockHold::new(logs);
@@ -151,10 +174,11 @@ impl Comparison {
             workload,
             target: t,
             figures,
-            database_cores: outcome.database_cpu() / outcome.window.as_secs_f64(),
+            database_cores: servers
+                .database_pid
+                .map(|_| outcome.database_cpu() / outcome.window.as_secs_f64()),
             generator_cores: outcome.own_cpu().map(|c| c / outcome.window.as_secs_f64()),
             hold: hold.filter(|h| h.batches > 0),
-            window_s: outcome.window.as_secs_f64(),
         };
         print_sample(&sample, &target, &outcome);
         self.samples.push(sample);
@@ -229,7 +253,10 @@ impl Comparison {
         };
         let deployment = Deployment::on(Flags::default(), url.as_deref())?;
         let client = deployment.register_client(&target.binary, "bench-population")?;
-        let single = Target { store: if postgres { Store::Postgres { nodes: 1 } } else { Store::Sqlite }, ..target.clone() };
+        let single = Target {
+            store: if postgres { Store::Postgres { nodes: 1 } } else { Store::Sqlite },
+            ..target.clone()
+        };
         let mut nodes = self.start_nodes(&deployment, &single)?;
         let addrs: Vec<_> = nodes.iter().map(|n| n.addr).collect();
         let tokens = http_population::populate(&addrs, &client, self.tokens);
@@ -238,7 +265,14 @@ impl Comparison {
             n.stop();
         });
         let tokens = Arc::new(tokens?);
-        self.seeds.push(Seed { binary: target.binary.clone(), postgres, deployment, database, client, tokens });
+        self.seeds.push(Seed {
+            binary: target.binary.clone(),
+            postgres,
+            deployment,
+            database,
+            client,
+            tokens,
+        });
         Ok(self.seeds.len() - 1)
     }
 
@@ -249,11 +283,16 @@ impl Comparison {
         // `mixed` revokes the last fifth, never introspected, so every introspection says active.
         let live = tokens.len() - tokens.len() / 5;
         let live = if workload == Workload::Mixed { live } else { tokens.len() };
-        let queue = Arc::new(RevokeQueue { end: tokens.len(), tokens: tokens.clone(), next: AtomicUsize::new(live) });
+        let queue =
+            Arc::new(RevokeQueue { end: tokens.len(), tokens: tokens.clone(), next: AtomicUsize::new(live) });
         (0..self.connections)
             .map(|c| -> Box<dyn Conn> {
-                let introspect =
-                    Introspect { auth: super_admin(), live, tokens: tokens.clone(), rng: Rng::new(c as u64 + 1) };
+                let introspect = Introspect {
+                    auth: super_admin(),
+                    live,
+                    tokens: tokens.clone(),
+                    rng: Rng::new(c as u64 + 1),
+                };
                 let issue = NewKeys { auth: auth.clone(), connection: c, sent: 0 };
                 match workload {
                     Workload::CcNew => Box::new(issue),

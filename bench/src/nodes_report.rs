@@ -15,33 +15,24 @@ pub struct Sample {
     pub workload: Workload,
     pub target: usize,
     pub figures: Figures,
-    /// Cores PostgreSQL's processes kept busy (0 on SQLite).
-    pub database_cores: f64,
+    /// Cores PostgreSQL's processes kept busy (`None` on SQLite).
+    pub database_cores: Option<f64>,
     pub generator_cores: Option<f64>,
     /// The `log_head` lock over the window, all nodes together (PostgreSQL only).
     pub hold: Option<Hold>,
-    pub window_s: f64,
-}
-
-impl Sample {
-    /// The share of the window during which some node held the lock (batches never overlap:
-    /// the lock serialises them).
-    fn lock_busy(&self) -> Option<f64> {
-        self.hold.map(|h| h.total_us as f64 / 1e6 / self.window_s)
-    }
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "–".to_owned(), |x| format!("{x:.digits$}"))
 }
 
-fn hold_text(hold: Option<Hold>, window_s: f64) -> String {
+fn hold_text(hold: Option<Hold>) -> String {
     match hold {
         Some(h) => format!(
             "{:.0} µs mean, p99 ≤ {} µs, {:.0} batches/s",
             h.mean_us(),
             h.quantile_at_most_us(0.99),
-            h.batches as f64 / window_s
+            h.batches_per_s
         ),
         None => "–".to_owned(),
     }
@@ -50,13 +41,14 @@ fn hold_text(hold: Option<Hold>, window_s: f64) -> String {
 /// The line printed when a measurement ends.
 pub fn print_sample(s: &Sample, target: &Target, outcome: &Outcome) {
     let f = &s.figures;
-    let mut errors: Vec<String> = outcome.total().statuses.iter().map(|(st, n)| format!("HTTP {st} ×{n}")).collect();
+    let mut errors: Vec<String> =
+        outcome.total().statuses.iter().map(|(st, n)| format!("HTTP {st} ×{n}")).collect();
     errors.extend(outcome.total().unexpected.iter().map(|(w, n)| format!("{w} ×{n}")));
     if outcome.transport_errors + outcome.timeouts > 0 {
         errors.push(format!("transport/timeouts ×{}", outcome.transport_errors + outcome.timeouts));
     }
     println!(
-        "round {} · {:<10} · {:<28} {:>8.0} req/s · p50 {:.2} ms · p99 {:.2} ms · server {} cores · PG {:.2} · generator {} · noise {} · lock {} · errors: {}",
+        "round {} · {:<10} · {:<28} {:>8.0} req/s · p50 {:.2} ms · p99 {:.2} ms · server {} cores · PG {} · generator {} · noise {} · lock {} · errors: {}",
         s.round,
         s.workload.name(),
         target.label,
@@ -64,10 +56,10 @@ pub fn print_sample(s: &Sample, target: &Target, outcome: &Outcome) {
         f.p50_ms,
         f.p99_ms,
         opt(f.server_cores, 2),
-        s.database_cores,
+        opt(s.database_cores, 2),
         opt(s.generator_cores, 2),
         opt(f.others_cores, 2),
-        hold_text(s.hold, s.window_s),
+        hold_text(s.hold),
         if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
     );
 }
@@ -96,7 +88,7 @@ pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> Stri
             let f = &top.figures;
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {:.2} | {:.2} | {} | {} | {:.2} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
                 w.name(),
                 target.label,
                 high,
@@ -107,11 +99,11 @@ pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> Stri
                 f.p99_ms,
                 f.errors,
                 opt(f.server_cores, 2),
-                top.database_cores,
+                opt(top.database_cores, 2),
                 opt(top.generator_cores, 2),
                 opt(f.others_cores, 2),
-                hold_text(top.hold, top.window_s),
-                top.lock_busy().map_or_else(|| "–".to_owned(), |b| format!("{:.0} %", b * 100.0)),
+                hold_text(top.hold),
+                top.hold.map_or_else(|| "–".to_owned(), |h| format!("{:.0} %", h.busy * 100.0)),
             );
         }
     }

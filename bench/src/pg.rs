@@ -50,7 +50,8 @@ impl PgCluster {
         let Some(bin) = server_bin() else { return Ok(None) };
         let dir = std::env::temp_dir().join(format!("ledger-bench-pg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|source| BenchError::io("cannot create the PG folder", source))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| BenchError::io("cannot create the PG folder", source))?;
         let run_as = is_root().then(|| "nobody".to_owned());
         if let Some(user) = &run_as {
             let ok = Command::new("chown").arg(user).arg(&dir).status().is_ok_and(|s| s.success());
@@ -93,7 +94,8 @@ impl PgCluster {
             .output()
             .map_err(|source| BenchError::io("cannot run a PostgreSQL program", source))?;
         if !out.status.success() {
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             return Err(failed(program, text.trim().to_owned()));
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::load::Outcome;
+use crate::load::{Kind, Outcome};
 use crate::lock_hold::Hold;
 use crate::nodes::{Target, Workload};
 use crate::report::Figures;
@@ -62,10 +62,23 @@ pub fn print_sample(s: &Sample, target: &Target, outcome: &Outcome) {
         hold_text(s.hold),
         if errors.is_empty() { "none".to_owned() } else { errors.join(", ") }
     );
+    let kinds: Vec<String> = outcome
+        .kinds
+        .iter()
+        .filter(|(k, _)| **k != Kind::Setup)
+        .map(|(k, st)| {
+            let per_s = st.answered() as f64 / outcome.window.as_secs_f64();
+            let p99 = st.latency_us.value_at_quantile(0.99) as f64 / 1000.0;
+            format!("{} {per_s:.0}/s p99 {p99:.1} ms", k.label())
+        })
+        .collect();
+    if kinds.len() > 1 {
+        println!("        by kind: {}", kinds.join(" · "));
+    }
 }
 
 /// The best round of a cell (highest throughput) and the lowest and highest throughputs.
-fn best<'a>(samples: &'a [Sample], w: Workload, t: usize) -> Option<(&'a Sample, f64, f64)> {
+fn best(samples: &[Sample], w: Workload, t: usize) -> Option<(&Sample, f64, f64)> {
     let cell: Vec<&Sample> = samples.iter().filter(|s| s.workload == w && s.target == t).collect();
     let top = cell.iter().copied().max_by(|a, b| a.figures.throughput.total_cmp(&b.figures.throughput))?;
     let low = cell.iter().map(|s| s.figures.throughput).fold(f64::INFINITY, f64::min);

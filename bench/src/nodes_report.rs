@@ -85,13 +85,28 @@ fn best(samples: &[Sample], w: Workload, t: usize) -> Option<(&Sample, f64, f64)
     Some((top, low, top.figures.throughput))
 }
 
+/// The median over a cell's rounds of the CPU per request: the servers' and PostgreSQL's
+/// together, in µs (steadier under noise than throughput).
+fn cpu_per_request(samples: &[Sample], w: Workload, t: usize) -> Option<f64> {
+    let mut all: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.workload == w && s.target == t)
+        .filter_map(|s| {
+            let db = s.database_cores.unwrap_or(0.0) / s.figures.throughput.max(1e-9) * 1e6;
+            Some(s.figures.server_us? + db)
+        })
+        .collect();
+    all.sort_by(f64::total_cmp);
+    all.get(all.len() / 2).copied()
+}
+
 /// The table: best of the rounds per cell; `reference` is the target the ratios divide by.
 pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> String {
     let rounds = samples.iter().map(|s| s.round).max().unwrap_or(0);
     let mut s = format!(
         "Best of {rounds} interleaved rounds per cell (range over the rounds in brackets); ratio to `{}` of the same run.\n\n\
-         | workload | target | req/s, best (range) | × {} | p50 ms | p99 ms | errors | servers' cores | PostgreSQL cores | generator cores | noise cores | `log_head` hold | lock busy |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n",
+         | workload | target | req/s, best (range) | × {} | p50 ms | p99 ms | errors | CPU µs/req, median | servers' cores | PostgreSQL cores | generator cores | noise cores | `log_head` hold | lock busy |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n",
         targets[reference].label, targets[reference].label
     );
     for w in Workload::ALL {
@@ -101,7 +116,7 @@ pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> Stri
             let f = &top.figures;
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 w.name(),
                 target.label,
                 high,
@@ -111,6 +126,7 @@ pub fn summary(samples: &[Sample], targets: &[Target], reference: usize) -> Stri
                 f.p50_ms,
                 f.p99_ms,
                 f.errors,
+                opt(cpu_per_request(samples, w, t), 0),
                 opt(f.server_cores, 2),
                 opt(top.database_cores, 2),
                 opt(top.generator_cores, 2),

@@ -70,12 +70,19 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn new(flags: Flags) -> Result<Self, BenchError> {
+        Self::on(flags, postgres_env().as_deref())
+    }
+
+    /// A deployment on PostgreSQL database `postgres` (a connection string), or on SQLite in
+    /// its own folder when `None`. The keys are in its data folder either way, which every node
+    /// started from this deployment shares.
+    pub fn on(flags: Flags, postgres: Option<&str>) -> Result<Self, BenchError> {
         let dir = tempfile::Builder::new()
             .prefix("ledger-bench-")
             .tempdir()
             .map_err(|source| BenchError::io("cannot create a temporary folder", source))?;
         let config = dir.path().join("deployment.toml");
-        write_config(&config, flags)?;
+        write_config_on(&config, flags, postgres)?;
         Ok(Self { dir, config })
     }
 
@@ -88,7 +95,15 @@ impl Deployment {
     }
 
     pub fn log_file(&self) -> PathBuf {
-        self.dir.path().join("server.log")
+        self.node_log_file(0)
+    }
+
+    /// The log of node `n` of this deployment (node 0 writes `server.log`).
+    pub fn node_log_file(&self, n: usize) -> PathBuf {
+        match n {
+            0 => self.dir.path().join("server.log"),
+            n => self.dir.path().join(format!("server-{n}.log")),
+        }
     }
 
     /// `token-ledger client register --name NAME --config PATH` (every grant type).
@@ -123,6 +138,12 @@ impl Deployment {
 
     /// `token-ledger serve`, its log in `server.log` (or discarded).
     pub fn start(&self, run: &ServerRun) -> Result<Running, BenchError> {
+        self.start_node(run, 0, &[])
+    }
+
+    /// Node `n` of this deployment (`token-ledger serve` on port 0, its log in
+    /// `node_log_file(n)`), with extra environment variables.
+    pub fn start_node(&self, run: &ServerRun, n: usize, env: &[(&str, &str)]) -> Result<Running, BenchError> {
         let mut command = match run.wrap.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -131,7 +152,7 @@ impl Deployment {
             }
             None => Command::new(&run.binary),
         };
-        command.arg("serve").arg("--config").arg(&self.config);
+        command.arg("serve").arg("--config").arg(&self.config).envs(env.iter().copied());
         match &run.rust_log {
             Some(level) => command.env("RUST_LOG", level),
             None => command.env_remove("RUST_LOG"),
@@ -139,7 +160,7 @@ impl Deployment {
         let log = if run.log_to_null {
             Stdio::null()
         } else {
-            File::create(self.log_file())
+            File::create(self.node_log_file(n))
                 .map_err(|source| BenchError::io("cannot create server.log", source))?
                 .into()
         };
@@ -182,18 +203,21 @@ fn create_private_dir(dir: &Path) -> Result<(), BenchError> {
         .map_err(|source| BenchError::io("cannot create the data folder", source))
 }
 
-/// Plain HTTP on an ephemeral loopback port; everything else at the shipped defaults.
-/// `LEDGER_BENCH_DATABASE_URL=host=/tmp/pg user=ledger dbname=bench` runs the server on that
-/// PostgreSQL database instead of SQLite (an empty database per run: the harness registers its
-/// client there). Scenarios with a population (introspect, revoke, mixed) stay on SQLite.
-fn postgres_section() -> String {
-    match std::env::var("LEDGER_BENCH_DATABASE_URL") {
-        Ok(url) => format!("type = \"postgres\"\nurl = \"{url}\"\n"),
-        Err(_) => String::new(),
-    }
+/// `LEDGER_BENCH_DATABASE_URL=host=/tmp/pg user=ledger dbname=bench` runs the single-server
+/// scenarios on that PostgreSQL database instead of SQLite (an empty database per run: the
+/// harness registers its client there); their populations (introspect, revoke, mixed) stay on
+/// SQLite. `ledger-bench nodes` starts a PostgreSQL of its own instead.
+fn postgres_env() -> Option<String> {
+    std::env::var("LEDGER_BENCH_DATABASE_URL").ok()
 }
 
+/// Plain HTTP on an ephemeral loopback port; everything else at the shipped defaults.
 pub fn write_config(path: &Path, flags: Flags) -> Result<(), BenchError> {
+    write_config_on(path, flags, postgres_env().as_deref())
+}
+
+/// The config of `write_config`, on PostgreSQL database `postgres` when given.
+pub fn write_config_on(path: &Path, flags: Flags, postgres: Option<&str>) -> Result<(), BenchError> {
     let format = if flags.jwt_port.is_some() { "jwt" } else { "opaque" };
     let text = format!(
         r#"# Written by ledger-bench.
@@ -219,7 +243,7 @@ allow_refresh_tokens = {cc_refresh}
         port = flags.jwt_port.unwrap_or(0),
         renew = flags.renew,
         cc_refresh = flags.cc_refresh,
-        postgres = postgres_section(),
+        postgres = postgres.map(|url| format!("type = \"postgres\"\nurl = \"{url}\"\n")).unwrap_or_default(),
     );
     std::fs::write(path, text).map_err(|source| BenchError::io("cannot write the config", source))
 }

@@ -125,7 +125,10 @@ impl KindStats {
 /// Samples taken at the edges of the window.
 #[derive(Debug, Clone, Default)]
 pub struct Edge {
+    /// CPU seconds of every server process together.
     pub server_cpu: Option<f64>,
+    /// CPU seconds of the database server's processes (PostgreSQL), by process id.
+    pub database_cpu: Vec<(u32, f64)>,
     pub own_cpu: Option<f64>,
     pub machine_busy: Option<f64>,
     pub position: Option<i64>,
@@ -178,10 +181,18 @@ impl Outcome {
         self.delta(|e| e.own_cpu)
     }
 
-    /// CPU seconds that neither the server nor the generator used: the machine's noise.
+    /// CPU seconds the database server's processes used in the window (0 for SQLite), per
+    /// process so that backends started inside the window count from zero.
+    pub fn database_cpu(&self) -> f64 {
+        let at_start =
+            |pid: u32| self.start.database_cpu.iter().find(|(p, _)| *p == pid).map_or(0.0, |s| s.1);
+        self.end.database_cpu.iter().map(|(pid, end)| (end - at_start(*pid)).max(0.0)).sum()
+    }
+
+    /// CPU seconds that neither the servers, the database nor the generator used: the noise.
     pub fn others_cpu(&self) -> Option<f64> {
         let machine = self.delta(|e| e.machine_busy)?;
-        Some((machine - self.server_cpu()? - self.own_cpu()?).max(0.0))
+        Some((machine - self.server_cpu()? - self.own_cpu()? - self.database_cpu()).max(0.0))
     }
 
     /// The server's CPU seconds in the window by thread name (threads that ended in the window
@@ -216,14 +227,39 @@ struct Clock {
     http2: bool,
 }
 
+/// What a run drives: one or more server processes (the nodes of one deployment), and the
+/// database server's parent process if there is one.
+pub struct Servers {
+    /// Connection `c` goes to `addrs[c % addrs.len()]`: round-robin over the nodes.
+    pub addrs: Vec<SocketAddr>,
+    pub pids: Vec<u32>,
+    /// PostgreSQL's postmaster, whose children's CPU is counted as the database's.
+    pub database_pid: Option<u32>,
+}
+
 /// Drives `conns` against `addr` on a current-thread runtime and measures the window.
 pub fn run(
     addr: SocketAddr,
     server_pid: u32,
     plan: Plan,
     conns: Vec<Box<dyn Conn>>,
+    probes: Vec<Box<dyn Probe>>,
+) -> Result<Outcome, BenchError> {
+    let servers = Servers { addrs: vec![addr], pids: vec![server_pid], database_pid: None };
+    run_spread(&servers, plan, conns, probes)
+}
+
+/// `run` over several nodes: the connections are spread round-robin over `servers.addrs`, the
+/// CPU of all their processes is summed, and probes attach to the first.
+pub fn run_spread(
+    servers: &Servers,
+    plan: Plan,
+    conns: Vec<Box<dyn Conn>>,
     mut probes: Vec<Box<dyn Probe>>,
 ) -> Result<Outcome, BenchError> {
+    let (Some(&addr), Some(&server_pid)) = (servers.addrs.first(), servers.pids.first()) else {
+        return Err(BenchError::Unexpected("no server to drive"));
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -237,14 +273,20 @@ pub fn run(
             timeout: plan.request_timeout,
             http2: plan.http2,
         };
-        let host = HeaderValue::from_str(&addr.to_string()).expect("an address is a header");
-        let tasks: Vec<_> =
-            conns.into_iter().map(|c| tokio::spawn(drive(addr, host.clone(), c, clock))).collect();
+        let tasks: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let addr = servers.addrs[i % servers.addrs.len()];
+                let host = HeaderValue::from_str(&addr.to_string()).expect("an address is a header");
+                tokio::spawn(drive(addr, host, c, clock))
+            })
+            .collect();
         tokio::time::sleep_until(clock.record_from.into()).await;
-        let start = edge(&mut health, server_pid).await;
+        let start = edge(&mut health, servers).await;
         probes.iter_mut().for_each(|p| p.start(server_pid));
         tokio::time::sleep_until(clock.deadline.into()).await;
-        let end = edge(&mut health, server_pid).await;
+        let end = edge(&mut health, servers).await;
         let probes = probes.iter_mut().filter_map(|p| p.stop()).collect();
         let mut outcome = Outcome {
             kinds: BTreeMap::new(),
@@ -269,14 +311,17 @@ pub fn run(
     })
 }
 
-async fn edge(health: &mut SendRequest<Empty<Bytes>>, pid: u32) -> Edge {
+async fn edge(health: &mut SendRequest<Empty<Bytes>>, servers: &Servers) -> Edge {
+    let pids = &servers.pids;
+    let written: Option<Vec<(u64, u64)>> = pids.iter().map(|p| procfs::written_bytes(*p)).collect();
     Edge {
         position: position(health).await,
-        server_cpu: procfs::cpu_seconds(pid),
+        server_cpu: pids.iter().map(|p| procfs::cpu_seconds(*p)).sum(),
+        database_cpu: servers.database_pid.map(procfs::family_cpu).unwrap_or_default(),
         own_cpu: procfs::own_cpu_seconds(),
         machine_busy: procfs::machine_busy_seconds(),
-        threads: procfs::threads_cpu(pid),
-        written: procfs::written_bytes(pid),
+        threads: pids.iter().flat_map(|p| procfs::threads_cpu(*p)).collect(),
+        written: written.map(|w| w.iter().fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))),
     }
 }
 
@@ -297,7 +342,7 @@ async fn position(health: &mut SendRequest<Empty<Bytes>>) -> Option<i64> {
     digits.parse().ok()
 }
 
-async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>, BenchError>
+pub(crate) async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>, BenchError>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,

@@ -10,8 +10,13 @@
 mod bare;
 mod child;
 mod deployment;
+mod http_population;
 mod load;
+mod lock_hold;
+mod nodes;
+mod nodes_report;
 mod oneshot;
+mod pg;
 mod populate;
 mod probes;
 mod procfs;
@@ -115,6 +120,15 @@ struct Cli {
     /// Skip the bare axum baseline.
     #[arg(long)]
     no_baseline: bool,
+    /// `nodes`: interleaved rounds; each cell reports its best (1–20).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=20))]
+    rounds: u8,
+    /// `nodes`: servers on the one PostgreSQL database of the several-nodes target (2–8).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=8))]
+    nodes: u8,
+    /// `nodes`: an older token-ledger binary, measured on SQLite beside this one (before/after).
+    #[arg(long)]
+    before_bin: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -150,7 +164,7 @@ fn run(cli: Cli) -> Result<(), BenchError> {
     }
     let server = ServerRun {
         binary: child::server_binary(cli.server_bin.as_deref())?,
-        rust_log: cli.rust_log,
+        rust_log: cli.rust_log.clone(),
         log_to_null: cli.log_to_null,
         ready_timeout: if wrap.is_empty() { Duration::from_secs(60) } else { Duration::from_secs(600) },
         wrap,
@@ -161,6 +175,9 @@ fn run(cli: Cli) -> Result<(), BenchError> {
         request_timeout: Duration::from_secs(30),
         http2: false,
     };
+    if cli.scenario == Scenario::Nodes {
+        return run_nodes(&cli, server, plan);
+    }
     let mut bench = Bench::new(
         cli.connections.into(),
         plan,
@@ -185,5 +202,40 @@ fn run(cli: Cli) -> Result<(), BenchError> {
     if bench.results.len() > 1 {
         println!("\n{}", report::summary(&bench.results));
     }
+    Ok(())
+}
+
+/// `ledger-bench nodes`: the targets, the interleaved rounds, the table.
+fn run_nodes(cli: &Cli, server: ServerRun, plan: Plan) -> Result<(), BenchError> {
+    use crate::nodes::{Comparison, Store, Target};
+    let after = |label: &str, store| Target { label: label.to_owned(), binary: server.binary.clone(), store };
+    let mut targets = Vec::new();
+    if let Some(before) = &cli.before_bin {
+        targets.push(Target {
+            label: "SQLite, 1 node, before".into(),
+            binary: before.clone(),
+            store: Store::Sqlite,
+        });
+    }
+    let reference = targets.len();
+    targets.push(after("SQLite, 1 node", Store::Sqlite));
+    targets.push(after("PostgreSQL, 1 node", Store::Postgres { nodes: 1 }));
+    let nodes = usize::from(cli.nodes);
+    targets.push(after(&format!("PostgreSQL, {nodes} nodes"), Store::Postgres { nodes }));
+    println!(
+        "ledger-bench nodes · server {} · {} cores · {} connections · {} rounds of {:.0} s windows after {:.1} s warm-up · {} tokens populated",
+        server.binary.display(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cli.connections,
+        cli.rounds,
+        plan.measure.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        cli.tokens
+    );
+    let tokens = cli.tokens as usize;
+    let mut comparison =
+        Comparison::new(targets, cli.rounds.into(), cli.connections.into(), plan, tokens, server)?;
+    comparison.run()?;
+    println!("\n{}", nodes_report::summary(&comparison.samples, &comparison.targets, reference));
     Ok(())
 }

@@ -51,7 +51,7 @@ impl TokenList {
         &self.bytes[start..self.ends[i] as usize]
     }
 
-    fn push(&mut self, token: &[u8]) -> Result<(), BenchError> {
+    pub fn push(&mut self, token: &[u8]) -> Result<(), BenchError> {
         self.bytes.extend_from_slice(token);
         let end = u32::try_from(self.bytes.len())
             .map_err(|_| BenchError::Unexpected("more than 4 GB of token values"))?;

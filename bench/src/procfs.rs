@@ -58,6 +58,23 @@ pub fn machine_busy_seconds() -> Option<f64> {
     Some(busy / clock_ticks())
 }
 
+/// CPU seconds of `parent` and of each of its direct children (PostgreSQL's postmaster and its
+/// backends), by process id. A backend that exits between two samples takes its CPU with it.
+pub fn family_cpu(parent: u32) -> Vec<(u32, f64)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // Field 4 (the parent's id) is the second after the parenthesised command name.
+            let ppid: u32 = stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            (pid == parent || ppid == parent).then_some((pid, stat_cpu(&stat)?))
+        })
+        .collect()
+}
+
 /// CPU seconds of this process.
 pub fn own_cpu_seconds() -> Option<f64> {
     cpu_seconds(std::process::id())
@@ -98,6 +115,8 @@ mod tests {
         assert!(own_cpu_seconds().is_some());
         assert!(machine_busy_seconds().is_some());
         assert!(!threads_cpu(std::process::id()).is_empty());
+        let family = family_cpu(std::process::id());
+        assert!(family.iter().any(|(pid, _)| *pid == std::process::id()));
         let m = memory(std::process::id()).unwrap();
         assert!(m.rss > 0 && m.peak >= m.rss);
     }

@@ -44,6 +44,10 @@ pub enum Scenario {
     Startup,
     /// Every scenario above, in this order.
     All,
+    /// cc-new, cc-renew, introspect and mixed on one node on SQLite, one node on PostgreSQL and
+    /// several nodes on one PostgreSQL database (and `--before-bin` on SQLite), interleaved
+    /// rounds in one run (issue 13). Not part of `all`.
+    Nodes,
     /// Only the population (in this process: for profiling the write path without HTTP).
     #[value(hide = true)]
     Populate,
@@ -79,6 +83,7 @@ impl Scenario {
             Self::Mixed => "mixed",
             Self::Startup => "startup",
             Self::All => "all",
+            Self::Nodes => "nodes",
             Self::Populate => "populate",
             Self::BareAxum => "bare-axum",
         }
@@ -196,6 +201,7 @@ impl Bench {
             Scenario::Mixed => self.mixed(),
             Scenario::Startup => self.startup(),
             Scenario::All => Scenario::EVERY.iter().try_for_each(|s| self.run(*s)),
+            Scenario::Nodes => Err(BenchError::Unexpected("`nodes` runs through crate::nodes, not a Bench")),
             Scenario::Populate => self.population(false).map(|_| ()),
             Scenario::BareAxum => bare::serve(),
         }

@@ -1,8 +1,10 @@
 //! How long appenders hold the `log_head` row lock: from the `FOR UPDATE` to the end of COMMIT,
-//! per group-commit batch. Logged every ten seconds while batches run, for the benchmarks.
+//! per group-commit batch. Logged every ten seconds while batches run, for the benchmarks
+//! (`LEDGER_LOCK_STATS_INTERVAL_MS` shortens the interval: `ledger-bench` reads the cumulative
+//! counts at both edges of its measured window and takes the difference).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Buckets of 2^k microseconds, k = 0..=23 (up to ~8 s).
@@ -11,6 +13,34 @@ const BUCKETS: usize = 24;
 static COUNTS: [AtomicU64; BUCKETS] = [const { AtomicU64::new(0) }; BUCKETS];
 static TOTAL_MICROS: AtomicU64 = AtomicU64::new(0);
 static LAST_REPORT: Mutex<Option<Instant>> = Mutex::new(None);
+
+/// Ten seconds, or `LEDGER_LOCK_STATS_INTERVAL_MS` (100 ms to 60 s) for a benchmark's window.
+fn interval() -> Duration {
+    static INTERVAL: OnceLock<Duration> = OnceLock::new();
+    *INTERVAL.get_or_init(|| {
+        std::env::var("LEDGER_LOCK_STATS_INTERVAL_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| (100..=60_000).contains(ms))
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    })
+}
+
+/// The cumulative count of each non-empty bucket, `k:count` comma-separated (bucket k holds
+/// hold times in [2^k, 2^(k+1)) µs), so a reader can subtract two reports.
+fn buckets() -> String {
+    let mut out = String::new();
+    for (k, c) in COUNTS.iter().enumerate() {
+        let n = c.load(Ordering::Relaxed);
+        if n > 0 {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(&format!("{k}:{n}"));
+        }
+    }
+    out
+}
 
 /// Records one batch's hold time.
 pub fn record(held: Duration) {
@@ -21,12 +51,21 @@ pub fn record(held: Duration) {
     let mut last = LAST_REPORT.lock().unwrap_or_else(|p| p.into_inner());
     let now = Instant::now();
     match *last {
-        Some(at) if now.duration_since(at) < Duration::from_secs(10) => {}
+        Some(at) if now.duration_since(at) < interval() => {}
         Some(_) => {
             *last = Some(now);
             drop(last);
             let (batches, mean, p99) = summary();
-            tracing::info!(batches, mean_us = mean, p99_us_at_most = p99, "log_head lock hold time");
+            let total_us = TOTAL_MICROS.load(Ordering::Relaxed);
+            let buckets = buckets();
+            tracing::info!(
+                batches,
+                mean_us = mean,
+                p99_us_at_most = p99,
+                total_us,
+                buckets = %buckets,
+                "log_head lock hold time"
+            );
         }
         None => *last = Some(now),
     }

@@ -28,6 +28,7 @@ mod multinode;
 mod ops;
 mod postgres;
 mod refresh;
+mod replay_cli;
 mod restart;
 mod revoke;
 mod secrets;

@@ -41,7 +41,10 @@ pub struct CliOutput {
 }
 
 impl Deployment {
+    /// A new folder for `config`; under `TOKEN_LEDGER_TEST_DATABASE=postgres` its database is a
+    /// fresh one on the shared PostgreSQL cluster unless the test named one.
     pub fn new(config: &ConfigOverrides) -> Self {
+        let config = &super::database::for_this_run(config);
         let dir = tempfile::tempdir().expect("create a temporary folder");
         std::fs::create_dir_all(dir.path().join(DATA_DIR)).expect("create the data folder");
         let deployment = Self {

@@ -17,6 +17,7 @@ mod disk;
 mod events;
 mod expiry;
 mod extension;
+mod faults;
 mod helpers;
 mod http2;
 mod interop;

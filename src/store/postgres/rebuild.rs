@@ -109,7 +109,7 @@ impl Rebuild {
             let found = self.conn.client.query(&sql, &[])?;
             Ok(found
                 .iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or("null".into())).collect())
+                .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "null".into())).collect())
                 .collect())
         };
         let live_only = only_in("public", "pg_temp")?;

@@ -97,13 +97,14 @@ impl Deployment {
 
     /// The event log in position order, through the library's reader of the backend.
     pub fn stored_events(&self) -> Vec<StoredEvent> {
-        let reads: Box<dyn ReadStore> = match self.database() {
-            Database::Sqlite(path) => Box::new(SqliteReads::new(path)),
-            Database::Postgres(url) => {
-                Box::new(PgReads::new(PgOptions::parse(&url, None, 1).expect("a connection string")))
-            }
-        };
+        let database = self.database();
         off_the_runtime(move || {
+            let reads: Box<dyn ReadStore> = match database {
+                Database::Sqlite(path) => Box::new(SqliteReads::new(path)),
+                Database::Postgres(url) => {
+                    Box::new(PgReads::new(PgOptions::parse(&url, None, 1).expect("a connection string")))
+                }
+            };
             let (mut events, mut after) = (Vec::new(), 0);
             loop {
                 let page = reads.read_after(after, 1000).expect("read the log");

@@ -49,7 +49,11 @@ pub struct Report {
 }
 
 /// Runs a rebuild (or a check) of the views of a SQLite file or a PostgreSQL database.
-pub fn rebuild_at(location: &Location, options: Options, progress: &mut Progress) -> Result<Report, ReplayError> {
+pub fn rebuild_at(
+    location: &Location,
+    options: Options,
+    progress: &mut Progress,
+) -> Result<Report, ReplayError> {
     match location {
         Location::Database(path) => rebuild(path, options, progress),
         Location::Postgres(url) => crate::rebuild_pg::rebuild(url, &redact_url(url), options, progress),
@@ -144,7 +148,10 @@ fn swap(live: &mut Connection, snapshot: i64) -> Result<u64, ReplayError> {
          ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
         [snapshot],
     )?;
-    tx.execute("INSERT OR IGNORE INTO main.chain_anchor (id, position, hash) VALUES (1, 0, zeroblob(32))", [])?;
+    tx.execute(
+        "INSERT OR IGNORE INTO main.chain_anchor (id, position, hash) VALUES (1, 0, zeroblob(32))",
+        [],
+    )?;
     let mut caught_up = 0;
     let mut last = snapshot;
     for_each_after(&tx, snapshot, |stored| {

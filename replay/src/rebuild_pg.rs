@@ -20,13 +20,20 @@ const PAGE: usize = 1000;
 
 /// Runs a rebuild (or a check) of the views of the PostgreSQL database at `url`; `shown` is the
 /// URL without its password.
-pub fn rebuild(url: &str, shown: &str, options: Options, progress: &mut Progress) -> Result<Report, ReplayError> {
+pub fn rebuild(
+    url: &str,
+    shown: &str,
+    options: Options,
+    progress: &mut Progress,
+) -> Result<Report, ReplayError> {
     let password = std::env::var("PGPASSWORD").ok();
-    let pg = PgOptions::parse(url, password.as_deref(), 1).map_err(|e| ReplayError::Postgres(e.to_string()))?;
+    let pg =
+        PgOptions::parse(url, password.as_deref(), 1).map_err(|e| ReplayError::Postgres(e.to_string()))?;
     if !options.check_only {
         let nodes = Rebuild::live_nodes(&pg).map_err(StoreError::from)?;
         if !nodes.is_empty() && !options.force_while_serving {
-            let named: Vec<String> = nodes.iter().map(|n| format!("{} (pid {} on {})", n.node_id, n.pid, n.host)).collect();
+            let named: Vec<String> =
+                nodes.iter().map(|n| format!("{} (pid {} on {})", n.node_id, n.pid, n.host)).collect();
             return Err(ReplayError::NodesServing { database: shown.to_owned(), nodes: named.join(", ") });
         }
     }

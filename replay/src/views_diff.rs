@@ -84,19 +84,25 @@ pub fn compare(conn: &Connection) -> Result<Vec<Difference>, ReplayError> {
         Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
     };
     found.extend(checkpoint_difference(checkpoint("main")?, checkpoint("shadow")?.unwrap_or(0)));
-    let anchored: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM main.chain_anchor WHERE id = 1)", [], |r| r.get(0))?;
+    let anchored: bool =
+        conn.query_row("SELECT EXISTS(SELECT 1 FROM main.chain_anchor WHERE id = 1)", [], |r| r.get(0))?;
     found.extend(anchor_difference(anchored));
     Ok(found)
 }
 
 /// The views' checkpoint row: missing, or at another position than the fold's.
 pub fn checkpoint_difference(live: Option<i64>, rebuilt: i64) -> Option<Difference> {
-    let difference = |kind, columns| Difference { view: "checkpoints".into(), key: "views".into(), kind, columns };
+    let difference =
+        |kind, columns| Difference { view: "checkpoints".into(), key: "views".into(), kind, columns };
     match live {
         None => Some(difference(Kind::Missing, Vec::new())),
         Some(live) if live != rebuilt => Some(difference(
             Kind::Differs,
-            vec![ColumnDifference { column: "position".into(), live: live.to_string(), rebuilt: rebuilt.to_string() }],
+            vec![ColumnDifference {
+                column: "position".into(),
+                live: live.to_string(),
+                rebuilt: rebuilt.to_string(),
+            }],
         )),
         Some(_) => None,
     }

@@ -115,7 +115,8 @@ async fn crash_repeatedly(config: ConfigOverrides, seed: u64) -> usize {
 
 /// With the server dead: the database alone holds every acknowledged state.
 async fn check_offline(app: &TestApp, workers: &[Worker]) {
-    let doubled = app.sql_rows("SELECT stream, COUNT(*) FROM active_tokens GROUP BY stream HAVING COUNT(*) > 1");
+    let doubled =
+        app.sql_rows("SELECT stream, COUNT(*) FROM active_tokens GROUP BY stream HAVING COUNT(*) > 1");
     assert!(doubled.is_empty(), "keys with two active tokens: {doubled:?}");
     let digests = |column: &str| -> HashSet<Vec<u8>> {
         let sql = format!("SELECT {column} FROM active_tokens WHERE {column} IS NOT NULL");

@@ -30,9 +30,7 @@ struct Tally {
 /// One introspection: `Some(active)` on 200, `None` on a 503 (the view cannot be proven
 /// current); any other answer is an error.
 async fn introspect(node: &TestApp, token: &str) -> Result<Option<bool>, String> {
-    let response = node
-        .introspect_with(Some((ADMIN_USER, node.admin_password())), &[("token", token)])
-        .await;
+    let response = node.introspect_with(Some((ADMIN_USER, node.admin_password())), &[("token", token)]).await;
     match response.status() {
         StatusCode::OK => {
             let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
@@ -61,7 +59,13 @@ fn issued_digests(node: &TestApp) -> HashSet<String> {
 
 /// One task of the kill test: round-robin issues, each token introspected at once on the next
 /// live node. Requests to node 0 after its kill are the load balancer's to retry, not errors.
-async fn issue_round_robin(nodes: &[TestApp], client: &Client, task: usize, killed: &AtomicBool, tally: &Mutex<Tally>) {
+async fn issue_round_robin(
+    nodes: &[TestApp],
+    client: &Client,
+    task: usize,
+    killed: &AtomicBool,
+    tally: &Mutex<Tally>,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut i = task;
     while tokio::time::Instant::now() < deadline {
@@ -93,7 +97,9 @@ async fn issue_round_robin(nodes: &[TestApp], client: &Client, task: usize, kill
         let next = 1 + (n % 2);
         match introspect(&nodes[next], &token).await {
             Ok(Some(true)) => {}
-            other => tally.lock().unwrap().failures.push(format!("node {next} on node {n}'s new token: {other:?}")),
+            other => {
+                tally.lock().unwrap().failures.push(format!("node {next} on node {n}'s new token: {other:?}"))
+            }
         }
         tally.lock().unwrap().acknowledged.push((n, token));
     }
@@ -119,7 +125,10 @@ async fn a_node_killed_under_concurrent_load_loses_nothing_and_the_others_answer
     assert!(by_victim > 0 && tally.acknowledged.len() > by_victim, "the load reached every node");
     let logged = issued_digests(&nodes[1]);
     for (n, token) in &tally.acknowledged {
-        assert!(logged.contains(&Digest::of(token.as_bytes()).to_hex()), "node {n}'s token is not in the log");
+        assert!(
+            logged.contains(&Digest::of(token.as_bytes()).to_hex()),
+            "node {n}'s token is not in the log"
+        );
         for survivor in &nodes[1..] {
             assert!(survivor.is_active(token).await, "node {n}'s acknowledged token is not active");
         }
@@ -130,13 +139,23 @@ async fn a_node_killed_under_concurrent_load_loses_nothing_and_the_others_answer
     for (_, token) in tally.acknowledged.iter().step_by(5) {
         assert!(nodes[0].is_active(token).await, "the restarted node does not see an acknowledged token");
     }
-    println!("kill -9 under load: {} tokens acknowledged, {by_victim} by the killed node", tally.acknowledged.len());
+    println!(
+        "kill -9 under load: {} tokens acknowledged, {by_victim} by the killed node",
+        tally.acknowledged.len()
+    );
     assert_final_log_verifies(&nodes[0].config_url()).await;
 }
 
 /// One task of the outage test: issues (200, or 503 `server_error` with `Retry-After`) and
 /// introspects a revoked token (never active) and a token it was given (never inactive).
-async fn issue_and_probe(nodes: &[TestApp], client: &Client, revoked: &str, task: usize, until: tokio::time::Instant, tally: &Mutex<Tally>) {
+async fn issue_and_probe(
+    nodes: &[TestApp],
+    client: &Client,
+    revoked: &str,
+    task: usize,
+    until: tokio::time::Instant,
+    tally: &Mutex<Tally>,
+) {
     let mut i = task;
     let mut mine: Option<String> = None;
     while tokio::time::Instant::now() < until {
@@ -164,7 +183,11 @@ async fn issue_and_probe(nodes: &[TestApp], client: &Client, revoked: &str, task
             match introspect(node, &token).await {
                 Ok(None) => tally.lock().unwrap().unavailable += 1,
                 Ok(Some(active)) if active == live => {}
-                other => tally.lock().unwrap().failures.push(format!("a stale answer {other:?}, expected active={live}")),
+                other => tally
+                    .lock()
+                    .unwrap()
+                    .failures
+                    .push(format!("a stale answer {other:?}, expected active={live}")),
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -188,7 +211,8 @@ async fn postgres_stopped_and_started_under_concurrent_load_loses_nothing_and_is
 
     let tally = Mutex::new(Tally::default());
     let until = tokio::time::Instant::now() + Duration::from_secs(6);
-    let load = join_all((0..TASKS).map(|task| issue_and_probe(&nodes, &client, &revoked, task, until, &tally)));
+    let load =
+        join_all((0..TASKS).map(|task| issue_and_probe(&nodes, &client, &revoked, task, until, &tally)));
     let outage = async {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         let c = cluster.clone();
@@ -212,12 +236,19 @@ async fn postgres_stopped_and_started_under_concurrent_load_loses_nothing_and_is
     }
     let logged = issued_digests(&nodes[0]);
     for (n, token) in &tally.acknowledged {
-        assert!(logged.contains(&Digest::of(token.as_bytes()).to_hex()), "node {n}'s token is not in the log");
+        assert!(
+            logged.contains(&Digest::of(token.as_bytes()).to_hex()),
+            "node {n}'s token is not in the log"
+        );
         for node in &nodes {
             assert!(node.is_active(token).await, "an acknowledged token is not active after the outage");
         }
     }
     assert!(!nodes[0].is_active(&revoked).await && !nodes[1].is_active(&revoked).await);
-    println!("outage under load: {} tokens acknowledged, {} answers 503", tally.acknowledged.len(), tally.unavailable);
+    println!(
+        "outage under load: {} tokens acknowledged, {} answers 503",
+        tally.acknowledged.len(),
+        tally.unavailable
+    );
     assert_final_log_verifies(&nodes[0].config_url()).await;
 }

@@ -122,8 +122,15 @@ async fn rebuild_refuses_to_swap_while_a_node_serves_unless_forced() {
     let refused = replay(&app, &["rebuild"], 2).await;
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("serving") && stderr.contains("--force-while-serving"), "{stderr}");
-    assert!(has(&json(&replay(&app, &["rebuild", "--check", "--json"], 1).await), "active_tokens", "missing"));
-    assert_eq!(json(&replay(&app, &["rebuild", "--force-while-serving", "--json"], 0).await)["swapped"], true);
+    assert!(has(
+        &json(&replay(&app, &["rebuild", "--check", "--json"], 1).await),
+        "active_tokens",
+        "missing"
+    ));
+    assert_eq!(
+        json(&replay(&app, &["rebuild", "--force-while-serving", "--json"], 0).await)["swapped"],
+        true
+    );
     assert_eq!(json(&replay(&app, &["rebuild", "--check", "--json"], 0).await)["drift"], false);
     assert!(app.is_active(&tokens.access_token).await);
 

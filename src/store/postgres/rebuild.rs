@@ -43,7 +43,9 @@ impl Rebuild {
         if check_only {
             conn.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")?;
         } else {
-            conn.client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE log_head IN EXCLUSIVE MODE")?;
+            conn.client.batch_execute(
+                "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE log_head IN EXCLUSIVE MODE",
+            )?;
         }
         let mut shadow = String::new();
         for table in tables {
@@ -109,7 +111,11 @@ impl Rebuild {
             let found = self.conn.client.query(&sql, &[])?;
             Ok(found
                 .iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "null".into())).collect())
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "null".into()))
+                        .collect()
+                })
                 .collect())
         };
         let live_only = only_in("public", "pg_temp")?;
@@ -130,7 +136,8 @@ impl Rebuild {
 
     /// The log head's row (position and hash), `None` when it is gone.
     pub fn head(&mut self) -> BResult<Option<(i64, Vec<u8>)>> {
-        let row = self.conn.client.query_opt("SELECT position, hash FROM public.log_head WHERE id = 1", &[])?;
+        let row =
+            self.conn.client.query_opt("SELECT position, hash FROM public.log_head WHERE id = 1", &[])?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 

@@ -206,7 +206,8 @@ fn sqlite_rows(conn: &rusqlite::Connection, sql: &str) -> Vec<Vec<SqlValue>> {
 }
 
 fn postgres_client(url: &str) -> postgres::Client {
-    postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|e| panic!("cannot reach the test database: {e}"))
+    postgres::Client::connect(url, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot reach the test database: {e}"))
 }
 
 fn postgres_rows(url: &str, sql: &str) -> Vec<Vec<SqlValue>> {

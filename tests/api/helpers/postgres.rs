@@ -47,7 +47,8 @@ pub async fn assert_final_log_verifies(url: &str) -> i64 {
         return verify_through_the_library(url).await;
     }
     let run = |args: &'static [&'static str]| {
-        let output = tokio::process::Command::new(&cli).args(args).arg("--db").arg(url).kill_on_drop(true).output();
+        let output =
+            tokio::process::Command::new(&cli).args(args).arg("--db").arg(url).kill_on_drop(true).output();
         async move {
             let output = tokio::time::timeout(std::time::Duration::from_secs(60), output)
                 .await

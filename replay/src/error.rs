@@ -31,6 +31,8 @@ pub enum ReplayError {
     PartialLog(i64),
     #[error("a server is serving {0} (its lock file is held): stop it first, or pass --force-while-serving")]
     Serving(PathBuf),
+    #[error("nodes are serving {database}: {nodes}; stop them first, or pass --force-while-serving")]
+    NodesServing { database: String, nodes: String },
     #[error("cannot take the server lock of {path}: {reason}")]
     Lock { path: PathBuf, reason: String },
     #[error("position {0} is not in the log (it ends at {1})")]

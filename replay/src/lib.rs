@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod progress;
 pub mod rebuild;
+pub mod rebuild_pg;
 pub mod replay;
 pub mod shadow;
 pub mod source;

@@ -19,7 +19,7 @@ use ledger_replay::replay::{self, Moment};
 use ledger_replay::source::{Location, Source};
 use ledger_replay::{stats, time, verify, ReplayError};
 use serde::Serialize;
-use token_ledger::config::Settings;
+use token_ledger::config::{DatabaseKind, Settings};
 use token_ledger::domain::types::Digest;
 
 #[derive(Parser)]
@@ -109,8 +109,9 @@ enum Command {
         /// Compare and report every difference; change nothing (exit 1 on drift).
         #[arg(long)]
         check: bool,
-        /// Swap the views even though a server holds the database's lock (the server keeps the
-        /// view it loaded at start-up in memory: restart it afterwards).
+        /// Swap the views even though a server holds the database's lock, or (PostgreSQL) nodes
+        /// beat in `node_heartbeats` (the server keeps the view it loaded at start-up in memory:
+        /// restart it afterwards; on PostgreSQL appenders wait until the swap commits).
         #[arg(long)]
         force_while_serving: bool,
     },
@@ -178,14 +179,9 @@ fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { database, check, force_while_serving } => {
-            if let Location::Postgres(_) = Location::of_db(database.path()?) {
-                return Err(ReplayError::Postgres(
-                    "rebuild reads and swaps SQLite views only for now; on PostgreSQL use verify, audit, replay, export or stats".into(),
-                ));
-            }
             let options = Options { check_only: check, force_while_serving };
             let mut progress = Progress::on_stderr("rebuild", 0);
-            let report = rebuild::rebuild(&database.path()?, options, &mut progress)?;
+            let report = rebuild::rebuild_at(&Location::of_db(database.path()?), options, &mut progress)?;
             print(&report, json)?;
             Ok(exit(!(check && report.drift)))
         }
@@ -243,7 +239,12 @@ fn database_path(db: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathB
         return Ok(db.clone());
     }
     let config = config.clone().unwrap_or_else(|| PathBuf::from("deployment.toml"));
-    Ok(Settings::load(&config)?.database.path)
+    let database = Settings::load(&config)?.database;
+    // A PostgreSQL deployment's log is at its URL; `path` then only places the key folder.
+    match (database.kind, database.url) {
+        (DatabaseKind::Postgres, Some(url)) => Ok(PathBuf::from(url)),
+        _ => Ok(database.path),
+    }
 }
 
 impl AuditTarget {

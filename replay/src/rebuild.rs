@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, TransactionBehavior};
 use serde::Serialize;
 use token_ledger::app::{ServerLock, StartError};
+use token_ledger::config::redact_url;
 use token_ledger::store::sqlite::log::for_each_after;
 use token_ledger::store::sqlite::open_writer;
 use token_ledger::store::sqlite::projection::set_checkpoint;
@@ -18,7 +19,7 @@ use token_ledger::store::StoreError;
 
 use crate::progress::Progress;
 use crate::shadow::Shadow;
-use crate::source::{open_existing, walk_database, Flow};
+use crate::source::{open_existing, walk_database, Flow, Location};
 use crate::views_diff::{self, Difference, VIEW_TABLES};
 use crate::ReplayError;
 
@@ -47,7 +48,20 @@ pub struct Report {
     pub check_only: bool,
 }
 
-/// Runs a rebuild (or a check) of the views of the database at `db`.
+/// Runs a rebuild (or a check) of the views of a SQLite file or a PostgreSQL database.
+pub fn rebuild_at(
+    location: &Location,
+    options: Options,
+    progress: &mut Progress,
+) -> Result<Report, ReplayError> {
+    match location {
+        Location::Database(path) => rebuild(path, options, progress),
+        Location::Postgres(url) => crate::rebuild_pg::rebuild(url, &redact_url(url), options, progress),
+        Location::Log(path) => Err(ReplayError::NoDatabase(path.clone())),
+    }
+}
+
+/// Runs a rebuild (or a check) of the views of the SQLite database at `db`.
 pub fn rebuild(db: &Path, options: Options, progress: &mut Progress) -> Result<Report, ReplayError> {
     if !db.is_file() {
         return Err(ReplayError::NoDatabase(db.to_owned()));
@@ -127,7 +141,17 @@ fn swap(live: &mut Connection, snapshot: i64) -> Result<u64, ReplayError> {
         tx.execute(&format!("DELETE FROM main.{table}"), [])?;
         tx.execute(&format!("INSERT INTO main.{table} ({list}) SELECT {list} FROM shadow.{table}"), [])?;
     }
-    set_checkpoint(&tx, snapshot)?;
+    // The derived rows may be gone altogether (`set_checkpoint` only updates): put them back.
+    // A missing anchor restarts at the log's start, so the next start verifies the whole chain.
+    tx.execute(
+        "INSERT INTO main.checkpoints (projection, position) VALUES ('views', ?1)
+         ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
+        [snapshot],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO main.chain_anchor (id, position, hash) VALUES (1, 0, zeroblob(32))",
+        [],
+    )?;
     let mut caught_up = 0;
     let mut last = snapshot;
     for_each_after(&tx, snapshot, |stored| {

@@ -1,10 +1,11 @@
-//! Row-by-row comparison of the live views (schema `main`) with a rebuilt shadow attached as
-//! `shadow`, over every column the live table has, keyed by its primary key.
+//! Row-by-row comparison of the live views with a rebuilt shadow, over every column the live
+//! table has, keyed by its primary key. On SQLite the live schema is `main` and the shadow is
+//! attached as `shadow`; PostgreSQL (`rebuild_pg`) brings its own rows to [`diff_rows`].
 
 use std::collections::BTreeMap;
 
 use rusqlite::types::Value;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
 
 use crate::ReplayError;
@@ -72,36 +73,55 @@ pub fn columns(conn: &Connection, table: &str) -> Result<(Vec<String>, usize), R
 }
 
 /// Every difference between `main` and `shadow`, views in order, rows by key; then the
-/// checkpoint.
+/// checkpoint and the chain anchor, whose rows may be missing altogether.
 pub fn compare(conn: &Connection) -> Result<Vec<Difference>, ReplayError> {
     let mut found = Vec::new();
     for table in VIEW_TABLES {
         found.extend(compare_table(conn, table)?);
     }
-    let checkpoint = |schema: &str| -> Result<i64, ReplayError> {
-        Ok(conn.query_row(
-            &format!("SELECT position FROM {schema}.checkpoints WHERE projection = 'views'"),
-            [],
-            |r| r.get(0),
-        )?)
+    let checkpoint = |schema: &str| -> Result<Option<i64>, ReplayError> {
+        let sql = format!("SELECT position FROM {schema}.checkpoints WHERE projection = 'views'");
+        Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
     };
-    let (live, rebuilt) = (checkpoint("main")?, checkpoint("shadow")?);
-    if live != rebuilt {
-        found.push(Difference {
-            view: "checkpoints".into(),
-            key: "views".into(),
-            kind: Kind::Differs,
-            columns: vec![ColumnDifference {
+    found.extend(checkpoint_difference(checkpoint("main")?, checkpoint("shadow")?.unwrap_or(0)));
+    let anchored: bool =
+        conn.query_row("SELECT EXISTS(SELECT 1 FROM main.chain_anchor WHERE id = 1)", [], |r| r.get(0))?;
+    found.extend(anchor_difference(anchored));
+    Ok(found)
+}
+
+/// The views' checkpoint row: missing, or at another position than the fold's.
+pub fn checkpoint_difference(live: Option<i64>, rebuilt: i64) -> Option<Difference> {
+    let difference =
+        |kind, columns| Difference { view: "checkpoints".into(), key: "views".into(), kind, columns };
+    match live {
+        None => Some(difference(Kind::Missing, Vec::new())),
+        Some(live) if live != rebuilt => Some(difference(
+            Kind::Differs,
+            vec![ColumnDifference {
                 column: "position".into(),
                 live: live.to_string(),
                 rebuilt: rebuilt.to_string(),
             }],
-        });
+        )),
+        Some(_) => None,
     }
-    Ok(found)
 }
 
-type Rows = BTreeMap<String, Vec<Value>>;
+/// The chain anchor's row, when it is gone. A rebuild puts it back at the start of the log, so
+/// the next start verifies the whole chain again; an anchor that exists is never moved here,
+/// since a mismatch with the log is the tamper evidence the server's start-up check reports.
+pub fn anchor_difference(present: bool) -> Option<Difference> {
+    (!present).then(|| Difference {
+        view: "chain_anchor".into(),
+        key: "1".into(),
+        kind: Kind::Missing,
+        columns: Vec::new(),
+    })
+}
+
+/// Rows of one table by key, each value shown as text.
+pub type Rows = BTreeMap<String, Vec<String>>;
 
 fn compare_table(conn: &Connection, table: &str) -> Result<Vec<Difference>, ReplayError> {
     let (names, key) = columns(conn, table)?;
@@ -115,19 +135,23 @@ fn compare_table(conn: &Connection, table: &str) -> Result<Vec<Difference>, Repl
         let mut by_key = Rows::new();
         for row in rows {
             let row = row?;
-            by_key.insert(show(&row[key]), row);
+            by_key.insert(show(&row[key]), row.iter().map(show).collect());
         }
         Ok(by_key)
     };
-    let live = only_in("main", "shadow")?;
-    let mut rebuilt = only_in("shadow", "main")?;
+    Ok(diff_rows(table, &names, only_in("main", "shadow")?, only_in("shadow", "main")?))
+}
+
+/// The differences of one table, from the rows only the live view has and the rows only the
+/// rebuilt one has, sorted by key.
+pub fn diff_rows(table: &str, names: &[String], live: Rows, mut rebuilt: Rows) -> Vec<Difference> {
     let mut found = Vec::new();
     for (key, live_row) in live {
         let difference = match rebuilt.remove(&key) {
             Some(rebuilt_row) => Difference {
                 view: table.into(),
                 kind: Kind::Differs,
-                columns: column_differences(&names, &live_row, &rebuilt_row),
+                columns: column_differences(names, &live_row, &rebuilt_row),
                 key,
             },
             None => Difference { view: table.into(), key, kind: Kind::Unexpected, columns: Vec::new() },
@@ -141,17 +165,17 @@ fn compare_table(conn: &Connection, table: &str) -> Result<Vec<Difference>, Repl
         columns: Vec::new(),
     }));
     found.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(found)
+    found
 }
 
-fn column_differences(names: &[String], live: &[Value], rebuilt: &[Value]) -> Vec<ColumnDifference> {
+fn column_differences(names: &[String], live: &[String], rebuilt: &[String]) -> Vec<ColumnDifference> {
     names
         .iter()
         .zip(live.iter().zip(rebuilt))
         .filter(|(_, (l, r))| l != r)
         .map(|(name, (l, r))| {
             let secret = REDACTED.contains(&name.as_str());
-            let shown = |v: &Value| if secret { "<redacted>".into() } else { show(v) };
+            let shown = |v: &String| if secret { "<redacted>".into() } else { v.clone() };
             ColumnDifference { column: name.clone(), live: shown(l), rebuilt: shown(r) }
         })
         .collect()

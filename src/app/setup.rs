@@ -77,7 +77,11 @@ pub fn open_store(settings: &Settings, serving: bool) -> Result<Box<dyn WriteSto
         }
         DatabaseKind::Postgres => {
             let options = pg_options(settings).map_err(|e| StoreError::Database(e.to_string().into()))?;
-            Ok(Box::new(PgStore::open(options)?))
+            let mut store = PgStore::open(options)?;
+            if serving {
+                store.serve();
+            }
+            Ok(Box::new(store))
         }
     }
 }

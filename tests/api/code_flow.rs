@@ -182,7 +182,7 @@ async fn the_audit_cli_shows_the_code_flows_events_and_rebuilds_their_views() {
     let replay = app.exchange(&client, &code, Some(VERIFIER)).await;
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
     assert!(app.terminate().await.success());
-    let db = app.database_path();
+    let db = app.db_arg();
     let run = |args: Vec<String>| {
         let output = std::process::Command::new(&cli).args(&args).arg("--db").arg(&db).output().unwrap();
         let text = String::from_utf8_lossy(&output.stdout).into_owned();

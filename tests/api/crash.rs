@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use token_ledger::domain::types::Digest;
 use tokio::process::Command;
 
-use crate::helpers::{spawn_app, ConfigOverrides, TestApp};
+use crate::helpers::{spawn_app, ConfigOverrides, SqlValue, TestApp};
 use worker::{Expect, Worker};
 
 /// Kills per server.
@@ -115,27 +115,22 @@ async fn crash_repeatedly(config: ConfigOverrides, seed: u64) -> usize {
 
 /// With the server dead: the database alone holds every acknowledged state.
 async fn check_offline(app: &TestApp, workers: &[Worker]) {
-    let connection = rusqlite::Connection::open_with_flags(
-        app.database_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the ledger read-only");
-    let doubled: Vec<(String, i64)> = connection
-        .prepare("SELECT stream, COUNT(*) FROM active_tokens GROUP BY stream HAVING COUNT(*) > 1")
-        .expect("query active_tokens")
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("read active_tokens")
-        .collect::<Result<_, _>>()
-        .expect("decode active_tokens");
+    let doubled =
+        app.sql_rows("SELECT stream, COUNT(*) FROM active_tokens GROUP BY stream HAVING COUNT(*) > 1");
     assert!(doubled.is_empty(), "keys with two active tokens: {doubled:?}");
     let digests = |column: &str| -> HashSet<Vec<u8>> {
         let sql = format!("SELECT {column} FROM active_tokens WHERE {column} IS NOT NULL");
-        let mut statement = connection.prepare(&sql).expect("query active_tokens");
-        let rows = statement.query_map([], |r| r.get(0)).expect("read active_tokens");
-        rows.collect::<Result<_, _>>().expect("decode digests")
+        app.sql_rows(&sql)
+            .into_iter()
+            .map(|row| match &row[0] {
+                SqlValue::Bytes(b) => b.clone(),
+                other => panic!("{column} is not a digest: {other:?}"),
+            })
+            .collect()
     };
     let (access, refresh) = (digests("access_digest"), digests("refresh_digest"));
-    let view_ids: HashSet<String> = active_token_ids(&connection);
+    let view_ids: HashSet<String> =
+        app.sql_rows("SELECT token_id FROM active_tokens").iter().map(|row| row[0].text()).collect();
     assert_eq!(view_ids, fold_active_ids(app), "the active-token view differs from the fold of the log");
 
     for worker in workers {
@@ -153,14 +148,7 @@ async fn check_offline(app: &TestApp, workers: &[Worker]) {
             }
         }
     }
-    drop(connection);
-    audit(app.database_path()).await;
-}
-
-fn active_token_ids(connection: &rusqlite::Connection) -> HashSet<String> {
-    let mut statement = connection.prepare("SELECT token_id FROM active_tokens").expect("query token ids");
-    let rows = statement.query_map([], |r| r.get(0)).expect("read token ids");
-    rows.collect::<Result<_, _>>().expect("decode token ids")
+    audit(app.db_arg()).await;
 }
 
 /// The log folded by hand: TokenIssued makes a token active on its stream, TokenRevoked ends
@@ -194,7 +182,7 @@ fn fold_active_ids(app: &TestApp) -> HashSet<String> {
 }
 
 /// `ledger-replay verify` and `rebuild --check` on the stopped server's database: exit 0.
-async fn audit(database: PathBuf) {
+async fn audit(database: String) {
     let Some(cli) = ledger_replay() else { return };
     for args in [&["verify"][..], &["rebuild", "--check"][..]] {
         let run = Command::new(&cli).args(args).arg("--db").arg(&database).kill_on_drop(true).output();

@@ -126,13 +126,14 @@ async fn the_database_refuses_to_update_or_delete_events() {
     assert!(status.success(), "{status}");
     let before = app.events().len();
 
-    let connection = rusqlite::Connection::open(app.database_path()).unwrap();
-    let update = connection.execute("UPDATE events SET event_type = 'Tampered'", []);
-    let delete = connection.execute("DELETE FROM events", []);
+    let update = app.sql_execute("UPDATE events SET event_type = 'Tampered'");
+    let delete = app.sql_execute("DELETE FROM events");
 
     assert!(update.is_err(), "UPDATE on the log succeeded");
     assert!(delete.is_err(), "DELETE on the log succeeded");
-    drop(connection);
+    if app.on_postgres() {
+        assert!(app.sql_execute("TRUNCATE events").is_err(), "TRUNCATE on the log succeeded");
+    }
     let after = app.events();
     assert_eq!(after.len(), before);
     assert_eq!(count_of(&after, "Tampered"), 0);

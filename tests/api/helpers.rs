@@ -4,6 +4,7 @@
 mod agent;
 mod app;
 mod config;
+mod database;
 mod deployment;
 mod events;
 mod oauth;
@@ -21,6 +22,7 @@ pub use agent::{
 };
 pub use app::{assert_revoke_ok, spawn_app, TestApp};
 pub use config::{ConfigOverrides, ADMIN_USER};
+pub use database::SqlValue;
 pub use deployment::Deployment;
 pub use events::{count_of, revocation_reasons};
 pub use oauth::{Client, Tokens};

@@ -176,7 +176,7 @@ async fn only_the_jti_and_a_digest_of_a_jwt_reach_the_log() {
     let tokens = app.token_admin(&client, "").await;
     let jti = part(&tokens.access_token, 1)["jti"].as_str().unwrap().to_owned();
     app.terminate().await;
-    let db = std::fs::read(app.database_path()).unwrap();
+    let db = app.stored_bytes();
     let signature = tokens.access_token.rsplit('.').next().unwrap();
     assert!(!crate::helpers::contains_bytes(&db, signature.as_bytes()));
     assert!(!crate::helpers::contains_bytes(&db, tokens.access_token.as_bytes()));

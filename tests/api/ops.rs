@@ -24,9 +24,7 @@ async fn ready_answers_200_with_the_log_position_when_writable_and_caught_up() {
 #[tokio::test]
 async fn ready_answers_503_with_the_reason_while_the_views_are_behind_the_log() {
     let app = spawn_app(ConfigOverrides::renewal_off()).await;
-    let db = rusqlite::Connection::open(app.database_path()).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    db.execute("UPDATE checkpoints SET position = position - 1 WHERE projection = 'views'", []).unwrap();
+    app.sql_execute("UPDATE checkpoints SET position = position - 1 WHERE projection = 'views'").unwrap();
 
     let (status, body) = get_json(&app, "/health/ready").await;
 
@@ -112,14 +110,8 @@ async fn metrics_on_their_own_listener_need_no_credentials_and_leave_the_main_po
 
 /// The `request_id` column of the events a request appended.
 fn request_ids(app: &TestApp, event_type: &str) -> Vec<String> {
-    let db = rusqlite::Connection::open_with_flags(
-        app.database_path(),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut statement =
-        db.prepare("SELECT request_id FROM events WHERE event_type = ?1 ORDER BY position").unwrap();
-    statement.query_map([event_type], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    let events = app.events().into_iter().filter(|e| e.event_type == event_type);
+    events.map(|e| e.request_id.unwrap_or_default()).collect()
 }
 
 #[tokio::test]

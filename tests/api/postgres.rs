@@ -1,6 +1,7 @@
-//! The HTTP suite's parametrised subset on PostgreSQL: one node, the flows every deployment
-//! uses (CLI and DCR registration, each grant, introspection, revocation, refresh rotation, a
-//! restart), and `configtest`'s database check. The rest of the suite runs on SQLite.
+//! PostgreSQL on every run: one node through the flows every deployment uses (CLI and DCR
+//! registration, each grant, introspection, revocation, refresh rotation, a restart),
+//! `configtest`'s database check, `migrate-store`, and three nodes racing to create the schema.
+//! The whole suite runs on PostgreSQL too under `TOKEN_LEDGER_TEST_DATABASE=postgres`.
 
 use reqwest::StatusCode;
 
@@ -80,7 +81,8 @@ async fn a_token_answer_on_postgres_has_the_same_shape_as_on_sqlite() {
 #[tokio::test]
 async fn migrate_store_copies_a_sqlite_log_into_postgres_and_nodes_answer_as_before() {
     let Some(pg) = on_postgres(ConfigOverrides::renewal_off()) else { return };
-    let mut single = crate::helpers::spawn_app(ConfigOverrides::renewal_off()).await;
+    let sqlite = ConfigOverrides { sqlite_only: true, ..ConfigOverrides::renewal_off() };
+    let mut single = crate::helpers::spawn_app(sqlite).await;
     let client = single.register_client("grows").await;
     let kept = single.token_client_credentials(&client, "kept").await;
     let revoked = single.token_client_credentials(&client, "gone").await;
@@ -101,4 +103,25 @@ async fn migrate_store_copies_a_sqlite_log_into_postgres_and_nodes_answer_as_bef
     assert_eq!(node.introspect(&kept.access_token).await["active"], true);
     let handed_back = node.token_client_credentials(&client, "kept").await;
     assert_eq!(handed_back.access_token, kept.access_token, "the sealing key came along: the same token");
+}
+
+/// Three nodes started at the same instant on an empty database race to create the schema
+/// (`CREATE TABLE IF NOT EXISTS` is not atomic in PostgreSQL): each must start, the schema is
+/// created once, and the log is one verified chain. Repeated on fresh databases, since a race
+/// is lost only sometimes. (Each node has its own key folder here: the schema is the subject.)
+#[tokio::test]
+async fn three_nodes_started_at_the_same_instant_on_an_empty_database_create_the_schema_once() {
+    for round in 0..3 {
+        let Some(config) = on_postgres(ConfigOverrides::renewal_off()) else { return };
+        let deployments: Vec<Deployment> = (0..3).map(|_| Deployment::new(&config)).collect();
+        let nodes = futures::future::join_all(deployments.into_iter().map(Deployment::start)).await;
+        let client = nodes[0].register_client("race").await;
+        for (i, node) in nodes.iter().enumerate() {
+            let tokens = node.token_client_credentials(&client, &format!("n{i}")).await;
+            assert!(nodes[(i + 1) % 3].is_active(&tokens.access_token).await, "round {round}, node {i}");
+        }
+        assert_eq!(nodes[0].sql_i64("SELECT version FROM ledger_schema"), 3, "round {round}");
+        assert_eq!(nodes[0].sql_i64("SELECT COUNT(*) FROM users"), 1, "one super admin, round {round}");
+        crate::helpers::postgres::assert_final_log_verifies(&nodes[0].config_url()).await;
+    }
 }

@@ -202,6 +202,20 @@ impl PgCluster {
         self.url(&name)
     }
 
+    /// Drops a database that `create_database` made, cutting its connections (best effort: a
+    /// database left behind goes with the cluster).
+    pub fn drop_database(&self, url: &str) {
+        let Some(name) = url.split_whitespace().find_map(|kv| kv.strip_prefix("dbname=")) else { return };
+        let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let admin_url = self.url("postgres");
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut admin) = postgres::Client::connect(&admin_url, postgres::NoTls) {
+                let _ = admin.batch_execute(&statement);
+            }
+        })
+        .join();
+    }
+
     /// The folder of the socket, for tests that need it.
     pub fn socket_dir(&self) -> &Path {
         &self.dir

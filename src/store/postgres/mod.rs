@@ -8,8 +8,10 @@
 //! readers run on blocking threads, so an async pool would add a runtime hop and nothing else.
 
 pub mod authz;
+pub mod heartbeat;
 pub mod migrate;
 pub mod readers;
+pub mod rebuild;
 pub mod rows;
 pub mod stats;
 pub mod store;

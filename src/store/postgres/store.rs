@@ -6,6 +6,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use super::authz;
+use super::heartbeat::Heartbeat;
 use super::rows::{self, Conn};
 use super::{migrate, stats, PgOptions};
 use crate::store::backend::{ViewReads, WriteStore};
@@ -20,6 +21,8 @@ pub struct PgStore {
     conn: Option<Conn>,
     /// When the current transaction took the `log_head` lock.
     locked_at: Option<Instant>,
+    /// A serving node's beat in `node_heartbeats`; `None` for CLI commands.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl PgStore {
@@ -27,7 +30,13 @@ impl PgStore {
     pub fn open(options: PgOptions) -> BResult<Self> {
         let mut client = options.connect()?;
         migrate::migrate(&mut client)?;
-        Ok(Self { options, conn: Some(Conn::new(client)), locked_at: None })
+        Ok(Self { options, conn: Some(Conn::new(client)), locked_at: None, heartbeat: None })
+    }
+
+    /// Marks this process as a serving node for as long as the store lives (`rebuild` refuses
+    /// to swap the views under it).
+    pub fn serve(&mut self) {
+        self.heartbeat.get_or_insert_with(|| Heartbeat::start(self.options.clone()));
     }
 
     fn conn(&mut self) -> BResult<&mut Conn> {

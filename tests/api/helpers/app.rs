@@ -81,6 +81,11 @@ impl TestApp {
         self.child.kill().await.expect("SIGKILL the server");
     }
 
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts a fresh process on the same folder; the previous one must have exited.
     pub async fn restart(&mut self) {
         let (child, base_url) = self.deployment.start_server().await;

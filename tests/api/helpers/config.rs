@@ -30,6 +30,9 @@ pub struct ConfigOverrides {
     pub postgres_url: Option<String>,
     /// `[database] key_dir`: the keys' folder, shared by the nodes of one PostgreSQL database.
     pub key_dir: Option<String>,
+    /// Stay on SQLite even under `TOKEN_LEDGER_TEST_DATABASE=postgres` (e.g. `migrate-store`'s
+    /// source deployment).
+    pub sqlite_only: bool,
 }
 
 impl Default for ConfigOverrides {
@@ -51,6 +54,7 @@ impl Default for ConfigOverrides {
             rust_log: None,
             postgres_url: None,
             key_dir: None,
+            sqlite_only: false,
         }
     }
 }

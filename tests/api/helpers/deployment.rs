@@ -30,6 +30,9 @@ pub struct Deployment {
     metrics_url: Arc<Mutex<Option<String>>>,
     /// `RUST_LOG` for the server process.
     rust_log: Option<&'static str>,
+    /// The PostgreSQL database the harness created for this deployment alone (under
+    /// `TOKEN_LEDGER_TEST_DATABASE=postgres`), dropped with it.
+    owned_database: Option<String>,
 }
 
 /// What a CLI run left behind.
@@ -41,7 +44,12 @@ pub struct CliOutput {
 }
 
 impl Deployment {
+    /// A new folder for `config`; under `TOKEN_LEDGER_TEST_DATABASE=postgres` its database is a
+    /// fresh one on the shared PostgreSQL cluster unless the test named one.
     pub fn new(config: &ConfigOverrides) -> Self {
+        let chosen = super::database::for_this_run(config);
+        let owned_database = if config.postgres_url.is_none() { chosen.postgres_url.clone() } else { None };
+        let config = &chosen;
         let dir = tempfile::tempdir().expect("create a temporary folder");
         std::fs::create_dir_all(dir.path().join(DATA_DIR)).expect("create the data folder");
         let deployment = Self {
@@ -50,6 +58,7 @@ impl Deployment {
             logs: Arc::new(Mutex::new(Vec::new())),
             metrics_url: Arc::default(),
             rust_log: config.rust_log,
+            owned_database,
         };
         deployment.write_config(&config.to_toml());
         deployment
@@ -203,6 +212,18 @@ impl Deployment {
                 // Keep draining stdout so that the server never blocks on a full pipe.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
                 return (child, url.trim_end_matches('/').to_string());
+            }
+        }
+    }
+}
+
+impl Drop for Deployment {
+    /// A suite run on PostgreSQL makes a database per deployment: dropped here, so that a whole
+    /// run does not fill the disk (the cluster itself goes when the test process ends).
+    fn drop(&mut self) {
+        if let Some(url) = self.owned_database.take() {
+            if let Some(cluster) = super::postgres::pg_cluster::cluster() {
+                cluster.drop_database(&url);
             }
         }
     }

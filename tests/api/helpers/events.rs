@@ -1,13 +1,10 @@
-//! Reading the `events` table, only through the columns the contract names.
+//! The event log as tests read it: a few columns of every event, whichever backend holds it.
 
-use std::time::Duration;
-
-use rusqlite::types::ValueRef;
 use serde_json::Value;
 
 use super::deployment::Deployment;
 
-/// One row of the `events` table.
+/// One event of the log.
 #[derive(Debug, Clone)]
 pub struct Event {
     pub position: i64,
@@ -15,6 +12,8 @@ pub struct Event {
     pub version: i64,
     pub event_type: String,
     pub payload: Value,
+    /// The `X-Request-ID` of the request that appended it.
+    pub request_id: Option<String>,
 }
 
 impl Event {
@@ -25,39 +24,19 @@ impl Event {
 }
 
 impl Deployment {
-    /// The event log in position order, read through a read-only connection.
+    /// The event log in position order, read through the backend's own reader.
     pub fn events(&self) -> Vec<Event> {
-        let connection = rusqlite::Connection::open_with_flags(
-            self.database_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open the ledger read-only");
-        connection.busy_timeout(Duration::from_secs(5)).expect("set a busy timeout");
-        let mut statement = connection
-            .prepare("SELECT position, stream, version, event_type, payload FROM events ORDER BY position")
-            .expect("query the events table");
-        statement
-            .query_map([], |row| {
-                Ok(Event {
-                    position: row.get(0)?,
-                    stream: text_of(row.get_ref(1)?),
-                    version: row.get(2)?,
-                    event_type: text_of(row.get_ref(3)?),
-                    payload: serde_json::from_str(&text_of(row.get_ref(4)?)).unwrap_or(Value::Null),
-                })
+        self.stored_events()
+            .into_iter()
+            .map(|e| Event {
+                position: e.position,
+                stream: e.stream,
+                version: e.version,
+                event_type: e.event_type,
+                payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+                request_id: e.meta.request_id,
             })
-            .expect("read the events")
-            .collect::<Result<_, _>>()
-            .expect("decode the events")
-    }
-}
-
-fn text_of(value: ValueRef<'_>) -> String {
-    match value {
-        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        ValueRef::Integer(i) => i.to_string(),
-        ValueRef::Real(f) => f.to_string(),
-        ValueRef::Null => String::new(),
+            .collect()
     }
 }
 

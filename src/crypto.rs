@@ -70,8 +70,12 @@ impl Sealer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = vec![0u8; 32];
                 OsRng.fill_bytes(&mut key);
-                write_private(path, &key).map_err(io)?;
-                key
+                if create_private_once(path, &key).map_err(&io)? {
+                    key
+                } else {
+                    // Another node on the shared key folder created it first: use theirs.
+                    std::fs::read(path).map_err(io)?
+                }
             }
             Err(e) => return Err(io(e)),
         };
@@ -119,6 +123,29 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Creates `path` with `bytes` (mode 0600) unless a file is already there; false when another
+/// process got there first. Nodes that start together on a shared key folder race here, so the
+/// name appears only with the whole content behind it: a private temporary file, synced, is
+/// hard-linked to the name (atomic, and refused when the name exists), then unlinked.
+pub fn create_private_once(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    write_private(&tmp, bytes)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let removed = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            removed?;
+            // The new name is durable only once its directory entry is.
+            std::fs::File::open(dir)?.sync_all()?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Hashes a password with argon2id and its default (OWASP) parameters: 19 MiB, 2 passes.
 pub fn hash_password(password: &str) -> Result<String, CryptoError> {
     let salt = SaltString::generate(&mut OsRng);
@@ -145,6 +172,28 @@ pub fn decoy_password_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_creating_the_sealing_key_at_once_all_end_up_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.key");
+        let sealers: Vec<Sealer> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..8).map(|_| s.spawn(|| Sealer::load_or_create(&path).unwrap())).collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        for (i, sealer) in sealers.iter().enumerate() {
+            let sealed = sealer.seal("a token", b"id");
+            for other in &sealers {
+                assert_eq!(
+                    other.open(&sealed, b"id").unwrap(),
+                    "a token",
+                    "racer {i}'s seal opens everywhere"
+                );
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["token.key"], "no temporary file is left behind");
+    }
 
     #[test]
     fn new_secrets_carry_256_bits_and_are_url_safe() {

@@ -164,8 +164,11 @@ impl Csrf {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let fresh = Self::default();
-                crate::crypto::write_private(path, &fresh.key).map_err(io)?;
-                return Ok(fresh);
+                if crate::crypto::create_private_once(path, &fresh.key).map_err(&io)? {
+                    return Ok(fresh);
+                }
+                // Another node on the shared key folder created it first: use theirs.
+                std::fs::read(path).map_err(io)?
             }
             Err(e) => return Err(io(e)),
         };

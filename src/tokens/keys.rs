@@ -157,18 +157,39 @@ fn generate(alg: SigningAlgorithm, kid: &str) -> Result<(String, Value), KeyErro
     Ok((pem, jwk))
 }
 
-fn add_key(dir: &Path, list: &mut KeyList, alg: SigningAlgorithm, now: Millis) -> Result<String, KeyError> {
+/// Generates a key and writes its private half to its own file.
+fn new_key(dir: &Path, alg: SigningAlgorithm, now: Millis) -> Result<KeyEntry, KeyError> {
     let kid = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let (pem, public_jwk) = generate(alg, &kid)?;
     let file = format!("{kid}.pem");
     let path = dir.join(&file);
     write_private(&path, pem.as_bytes()).map_err(io(&path))?;
+    Ok(KeyEntry { kid, alg, file, public_jwk, created_at: now, retired_at: None })
+}
+
+fn add_key(dir: &Path, list: &mut KeyList, alg: SigningAlgorithm, now: Millis) -> Result<String, KeyError> {
+    let entry = new_key(dir, alg, now)?;
+    let kid = entry.kid.clone();
     for old in list.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
         old.retired_at = Some(now);
     }
-    list.keys.push(KeyEntry { kid: kid.clone(), alg, file, public_jwk, created_at: now, retired_at: None });
+    list.keys.push(entry);
     write_list(dir, list)?;
     Ok(kid)
+}
+
+/// The first key of an empty folder. Nodes that start together on a shared folder race here:
+/// the list appears whole or not at all, and a node that lost drops its key for the winner's.
+fn first_key(dir: &Path, alg: SigningAlgorithm, now: Millis) -> Result<(), KeyError> {
+    let entry = new_key(dir, alg, now)?;
+    let key_path = dir.join(&entry.file);
+    let text = serde_json::to_vec_pretty(&KeyList { keys: vec![entry] })
+        .map_err(|e| KeyError::Key(e.to_string()))?;
+    let path = list_path(dir);
+    if !crate::crypto::create_private_once(&path, &text).map_err(io(&path))? {
+        std::fs::remove_file(&key_path).map_err(io(&key_path))?;
+    }
+    Ok(())
 }
 
 fn ensure_dir(dir: &Path) -> Result<(), KeyError> {
@@ -222,8 +243,12 @@ impl KeyStore {
     /// Opens the key store, creating the first key of `alg` on first start.
     pub fn open(dir: &Path, alg: SigningAlgorithm, now: Millis) -> Result<Self, KeyError> {
         ensure_dir(dir)?;
-        if read_list(dir)?.is_none_or(|l| l.keys.iter().all(|k| k.retired_at.is_some())) {
-            rotate(dir, alg, now)?;
+        match read_list(dir)? {
+            None => first_key(dir, alg, now)?,
+            Some(list) if list.keys.iter().all(|k| k.retired_at.is_some()) => {
+                rotate(dir, alg, now)?;
+            }
+            Some(_) => {}
         }
         let loaded = load(dir)?;
         Ok(Self { dir: dir.to_owned(), loaded: RwLock::new(loaded), checked: Mutex::new(Instant::now()) })
@@ -291,6 +316,27 @@ fn still_published(key: &Published, now: Millis, max_lifetime: Millis) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_opening_an_empty_key_folder_at_once_all_sign_with_one_listed_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let kids: Vec<String> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..6)
+                .map(|_| {
+                    s.spawn(|| {
+                        KeyStore::open(dir.path(), SigningAlgorithm::ES256, 0).unwrap().signing().kid.clone()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(kids.iter().all(|k| *k == kids[0]), "every node signs with the winner's key: {kids:?}");
+        let pems = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".pem"))
+            .count();
+        assert_eq!(pems, 1, "the losers removed their keys");
+    }
 
     #[test]
     fn rotation_keeps_the_old_key_published_until_its_tokens_expire() {

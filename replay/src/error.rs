@@ -47,6 +47,8 @@ pub enum ReplayError {
     Scratch(std::io::Error),
     #[error("{0}")]
     Postgres(String),
+    #[error("archive segment {segment}: {reason}")]
+    Segment { segment: String, position: Option<i64>, reason: String },
 }
 
 impl From<rusqlite::Error> for ReplayError {

@@ -8,6 +8,8 @@ use crate::store::records::BackendError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/postgres/0001_event_log.sql"),
     include_str!("../../../schema/postgres/0002_authorization_code.sql"),
+    // 0003 (issue 13) goes here when the branches merge.
+    include_str!("../../../schema/postgres/0004_archive.sql"),
 ];
 
 /// The schema version this build writes.

@@ -19,7 +19,7 @@ use ledger_replay::replay::{self, Moment};
 use ledger_replay::source::{Location, Source};
 use ledger_replay::{stats, time, verify, ReplayError};
 use serde::Serialize;
-use token_ledger::config::Settings;
+use token_ledger::config::{DatabaseKind, Settings};
 use token_ledger::domain::types::Digest;
 
 #[derive(Parser)]
@@ -210,6 +210,12 @@ fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
                     "rebuild reads and swaps SQLite views only for now; on PostgreSQL use verify, audit, replay, export or stats".into(),
                 ));
             }
+            // The fold starts at position 1; after archiving, the live log starts later and a
+            // fold of it alone would replace the views with a fraction of the state.
+            let archived = Source::open(&Location::of_db(database.path()?))?.archive_steps()?;
+            if let Some(last) = archived.last() {
+                return Err(ReplayError::ArchivedPrefix(last.last_position));
+            }
             let options = Options { check_only: check, force_while_serving };
             let mut progress = Progress::on_stderr("rebuild", 0);
             let report = rebuild::rebuild(&database.path()?, options, &mut progress)?;
@@ -301,7 +307,12 @@ fn database_path(db: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathB
         return Ok(db.clone());
     }
     let config = config.clone().unwrap_or_else(|| PathBuf::from("deployment.toml"));
-    Ok(Settings::load(&config)?.database.path)
+    let database = Settings::load(&config)?.database;
+    // A PostgreSQL deployment's log is its database URL (`Location::of_db` recognises it).
+    match (database.kind, database.url) {
+        (DatabaseKind::Postgres, Some(url)) => Ok(PathBuf::from(url)),
+        _ => Ok(database.path),
+    }
 }
 
 impl AuditTarget {

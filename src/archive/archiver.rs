@@ -123,7 +123,8 @@ fn archive_step(
     // Only what the views have folded may leave: they must carry its state.
     let folded = store.checkpoint()?;
     let cutoff = format_time(now - policy.keep_ms);
-    let mut writer = if policy.retain { Some(SegmentWriter::create(&policy.dir)?) } else { None };
+    // Created with the first eligible event, so a round with nothing to do writes nothing.
+    let mut writer: Option<SegmentWriter> = None;
     let mut chain = Chain { position: after, hash: prev.clone(), first: None, last: None, count: 0 };
     'read: loop {
         let page = store.read_after(chain.position, PAGE)?;
@@ -136,17 +137,18 @@ fn archive_step(
                 break 'read;
             }
             chain.check(&event).map_err(ArchiveError::Broken)?;
-            if let Some(w) = writer.as_mut() {
-                w.push(&event)?;
+            if policy.retain {
+                if writer.is_none() {
+                    writer = Some(SegmentWriter::create(&policy.dir)?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.push(&event)?;
+                }
             }
             chain.accept(event);
         }
     }
     let (Some(first), Some(last)) = (chain.first.take(), chain.last.take()) else {
-        if let Some(w) = writer {
-            // Nothing to write: `finish` removes the empty temporary file.
-            let _ = w.finish();
-        }
         return Ok(None);
     };
     let (segment, sha256, bytes) = match writer {
@@ -184,7 +186,7 @@ fn record(
     boundary: Option<&ArchiveStep>,
 ) -> Result<bool, ArchiveError> {
     store.begin()?;
-    let done = (|| {
+    let done: Result<bool, crate::store::BackendError> = (|| {
         if store.last_step()?.as_ref() != boundary {
             return Ok(false);
         }

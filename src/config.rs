@@ -431,7 +431,10 @@ impl Settings {
         }
         let archive = &self.ledger.archive;
         if archive.interval.0 == 0 || archive.keep_in_database.0 == 0 {
-            return Err("ledger.archive.interval and ledger.archive.keep_in_database must be longer than 0 seconds".into());
+            return Err(
+                "ledger.archive.interval and ledger.archive.keep_in_database must be longer than 0 seconds"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -50,7 +50,11 @@ pub fn walk_segments(
 ) -> Result<Flow, ReplayError> {
     for step in plan.segments.iter().filter(|s| s.last_position > after) {
         let Some(dir) = dir else {
-            return Err(problem(step, Some(step.first_position), "no archive folder to read it from (pass --archive DIR)"));
+            return Err(problem(
+                step,
+                Some(step.first_position),
+                "no archive folder to read it from (pass --archive DIR)",
+            ));
         };
         if walk_one(dir, step, after, each)?.is_break() {
             return Ok(ControlFlow::Break(()));
@@ -71,9 +75,14 @@ fn walk_one(
         .map_err(|e| problem(step, at, format!("its manifest is missing or unreadable: {e}")))?;
     check_manifest(step, &manifest)?;
     let path: PathBuf = dir.join(&manifest.file);
-    let (sha, _) = segment::file_sha256(&path).map_err(|e| problem(step, at, format!("missing or unreadable: {e}")))?;
+    let (sha, _) =
+        segment::file_sha256(&path).map_err(|e| problem(step, at, format!("missing or unreadable: {e}")))?;
     if sha != manifest.sha256 {
-        return Err(problem(step, at, format!("the file's SHA-256 is {sha}, its manifest and step recorded {}", manifest.sha256)));
+        return Err(problem(
+            step,
+            at,
+            format!("the file's SHA-256 is {sha}, its manifest and step recorded {}", manifest.sha256),
+        ));
     }
     let events = segment::read_events(&path).map_err(|e| problem(step, at, e.to_string()))?;
     let (mut count, mut last_hash) = (0i64, None);
@@ -81,7 +90,11 @@ fn walk_one(
         let event = event.map_err(|e| problem(step, None, e.to_string()))?;
         let position = event.position;
         if position < step.first_position || position > step.last_position {
-            return Err(problem(step, Some(position), format!("holds position {position}, outside its range")));
+            return Err(problem(
+                step,
+                Some(position),
+                format!("holds position {position}, outside its range"),
+            ));
         }
         count += 1;
         last_hash = Some(event.hash.clone());
@@ -93,7 +106,10 @@ fn walk_one(
         return Err(problem(
             step,
             Some(step.last_position),
-            format!("holds {count} events ending in another hash than its step recorded ({} events)", step.event_count),
+            format!(
+                "holds {count} events ending in another hash than its step recorded ({} events)",
+                step.event_count
+            ),
         ));
     }
     Ok(ControlFlow::Continue(()))
@@ -112,7 +128,11 @@ fn check_manifest(step: &ArchiveStep, m: &Manifest) -> Result<(), ReplayError> {
     if agrees {
         Ok(())
     } else {
-        Err(problem(step, Some(step.first_position), "its manifest differs from the archiving step the database recorded"))
+        Err(problem(
+            step,
+            Some(step.first_position),
+            "its manifest differs from the archiving step the database recorded",
+        ))
     }
 }
 
@@ -120,7 +140,9 @@ fn check_manifest(step: &ArchiveStep, m: &Manifest) -> Result<(), ReplayError> {
 pub fn sizes(dir: Option<&Path>, plan: &Plan) -> (u64, u64) {
     let mut bytes = 0;
     for step in &plan.segments {
-        if let Some(m) = dir.and_then(|d| segment::read_manifest(d, step.first_position, step.last_position).ok()) {
+        if let Some(m) =
+            dir.and_then(|d| segment::read_manifest(d, step.first_position, step.last_position).ok())
+        {
             bytes += m.bytes;
         }
     }

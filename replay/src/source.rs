@@ -14,8 +14,8 @@ use token_ledger::store::log::StoredEvent;
 use token_ledger::store::postgres::{PgOptions, PgReads};
 use token_ledger::store::sqlite::archive;
 use token_ledger::store::sqlite::log::for_each_after;
-use token_ledger::store::steps::ArchiveStep;
 use token_ledger::store::sqlite::open_reader;
+use token_ledger::store::steps::ArchiveStep;
 use token_ledger::store::StoreError;
 
 use crate::archive::{walk_segments, Plan};

@@ -92,8 +92,12 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
             verdict.first_position = Some(event.position);
             verdict.partial = event.position != 1;
             if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(&event, steps)) {
-                verdict.problem =
-                    Some(Problem { position: Some(event.position), line: None, check: Check::Position, detail });
+                verdict.problem = Some(Problem {
+                    position: Some(event.position),
+                    line: None,
+                    check: Check::Position,
+                    detail,
+                });
                 return Ok(Flow::Break(()));
             }
         }

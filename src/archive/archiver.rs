@@ -119,7 +119,8 @@ fn archive_step(
     now: Millis,
 ) -> Result<Option<(ArchiveStep, u64)>, ArchiveError> {
     let boundary = store.last_step()?;
-    let (after, prev) = boundary.as_ref().map_or((0, GENESIS.to_vec()), |s| (s.last_position, s.last_hash.clone()));
+    let (after, prev) =
+        boundary.as_ref().map_or((0, GENESIS.to_vec()), |s| (s.last_position, s.last_hash.clone()));
     // Only what the views have folded may leave: they must carry its state.
     let folded = store.checkpoint()?;
     let cutoff = format_time(now - policy.keep_ms);

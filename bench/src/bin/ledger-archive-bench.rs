@@ -34,7 +34,10 @@ use token_ledger::tokens::Generators;
 const DAY: i64 = 86_400_000;
 
 #[derive(Parser)]
-#[command(name = "ledger-archive-bench", about = "Days of traffic on a simulated clock, archived as the server does")]
+#[command(
+    name = "ledger-archive-bench",
+    about = "Days of traffic on a simulated clock, archived as the server does"
+)]
 struct Args {
     /// Simulated days of traffic.
     #[arg(long, default_value_t = 6)]
@@ -95,7 +98,8 @@ fn run(args: &Args) -> Result<(), Failure> {
     let mut round: Option<std::thread::JoinHandle<Result<(u64, f64), Failure>>> = None;
     let mut archived_total = 0u64;
     for day in 1..=args.days {
-        let traffic = runtime.block_on(day_of_traffic(args, &writer, &client, &clock, &archiving, &latencies));
+        let traffic =
+            runtime.block_on(day_of_traffic(args, &writer, &client, &clock, &archiving, &latencies));
         traffic?;
         if let Some(handle) = round.take() {
             let (events, seconds) = handle.join().map_err(|_| "the archiver panicked")??;
@@ -185,7 +189,8 @@ async fn day_of_traffic(
                     return Err(format!("a token request failed: {result:?}"));
                 }
                 let mut l = latencies.lock().map_err(|_| "poisoned".to_string())?;
-                let h = if during || archiving.load(Ordering::SeqCst) { &mut l.archiving } else { &mut l.quiet };
+                let h =
+                    if during || archiving.load(Ordering::SeqCst) { &mut l.archiving } else { &mut l.quiet };
                 let _ = h.record(took.max(1));
             }
             Ok(())

@@ -136,7 +136,11 @@ fn a_tampered_or_missing_segment_is_named_by_verify() {
     let missing = d.copy();
     std::fs::remove_file(missing.archive_dir().join(&name)).expect("remove the segment");
     let run = ledger_replay(&["verify", "--db", &missing.db_arg()]).expect(1);
-    assert!(run.stdout.starts_with("BROKEN at position 1 (Archive check): archive segment "), "{}", run.stdout);
+    assert!(
+        run.stdout.starts_with("BROKEN at position 1 (Archive check): archive segment "),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains(&name), "{}", run.stdout);
 }
 

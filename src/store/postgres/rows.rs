@@ -288,9 +288,7 @@ pub fn set_anchor(c: &mut Conn, position: i64, hash: &[u8]) -> BResult<()> {
 pub fn hash_at(c: &mut Conn, position: i64) -> BResult<Option<Vec<u8>>> {
     let sql = "SELECT hash FROM events WHERE position = $1
                UNION ALL SELECT last_hash FROM archive_steps WHERE last_position = $1 LIMIT 1";
-    Ok(c.query_opt(sql, &[&position])?
-        .map(|r| r.try_get(0))
-        .transpose()?)
+    Ok(c.query_opt(sql, &[&position])?.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// Applies one view operation. Holds no rules: every historical log replays.

@@ -87,9 +87,8 @@ pub fn remove_archived(conn: &Connection, limit: usize) -> BResult<u64> {
     let Some(last) = last_step(conn)?.map(|s| s.last_position) else {
         return Ok(0);
     };
-    let first: Option<i64> = conn
-        .prepare_cached("SELECT MIN(position) FROM events")?
-        .query_row([], |r| r.get(0))?;
+    let first: Option<i64> =
+        conn.prepare_cached("SELECT MIN(position) FROM events")?.query_row([], |r| r.get(0))?;
     let Some(first) = first.filter(|f| *f <= last) else {
         return Ok(0);
     };
@@ -100,9 +99,8 @@ pub fn remove_archived(conn: &Connection, limit: usize) -> BResult<u64> {
          ON CONFLICT (stream) DO UPDATE SET version = MAX(version, excluded.version)",
     )?
     .execute([first, upto])?;
-    let removed = conn
-        .prepare_cached("DELETE FROM events WHERE position BETWEEN ?1 AND ?2")?
-        .execute([first, upto])?;
+    let removed =
+        conn.prepare_cached("DELETE FROM events WHERE position BETWEEN ?1 AND ?2")?.execute([first, upto])?;
     Ok(removed as u64)
 }
 

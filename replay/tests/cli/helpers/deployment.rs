@@ -68,7 +68,9 @@ refresh_token_reuse_grace_period = "{}"
 user_access_token_validity = "{}"
 refresh_token_validity = "{}"
 "#,
-            self.postgres_url.as_ref().map_or(String::new(), |url| format!("type = \"postgres\"\nurl = \"{url}\"\n")),
+            self.postgres_url
+                .as_ref()
+                .map_or(String::new(), |url| format!("type = \"postgres\"\nurl = \"{url}\"\n")),
             self.renew_access_token_per_request,
             self.refresh_token_reuse_grace_period,
             self.user_access_token_validity,

@@ -249,6 +249,49 @@ pub struct OAuthSection {
     pub token_renewal: TokenRenewal,
     pub token_validation: TokenValidation,
     pub grant_type: GrantTypeSection,
+    pub token_cleanup: TokenCleanup,
+}
+
+/// `[oauth.token_cleanup]` (WSO2's keys): finished history leaves the live database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenCleanup {
+    /// Archive (or drop) history older than `[ledger.archive] keep_in_database` in the background.
+    pub enable: bool,
+    /// true: into archive segments that still verify; false: verify, then drop (WSO2's
+    /// behaviour). The default differs from WSO2's: a ledger keeps its history unless told not to.
+    pub retain_access_tokens_for_auditing: bool,
+}
+
+impl Default for TokenCleanup {
+    fn default() -> Self {
+        Self { enable: true, retain_access_tokens_for_auditing: true }
+    }
+}
+
+/// `[ledger]`: the event log itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerSection {
+    pub archive: ArchiveSection,
+}
+
+/// `[ledger.archive]`: where archive segments go and what stays in the live database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSection {
+    /// Default: a folder `archive` beside the database file.
+    pub dir: Option<PathBuf>,
+    /// Events younger than this always stay in the live database.
+    pub keep_in_database: Seconds,
+    /// How often the server looks for work.
+    pub interval: Seconds,
+}
+
+impl Default for ArchiveSection {
+    fn default() -> Self {
+        Self { dir: None, keep_in_database: Seconds(7 * 86_400), interval: Seconds(600) }
+    }
 }
 
 /// `[oauth.token_generation]`: which generator makes access tokens by default.
@@ -332,6 +375,7 @@ pub struct Settings {
     pub super_admin: SuperAdmin,
     pub oauth: OAuthSection,
     pub monitoring: MonitoringSection,
+    pub ledger: LedgerSection,
 }
 
 impl Settings {
@@ -345,6 +389,7 @@ impl Settings {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         settings.database.path = base.join(&settings.database.path);
         settings.database.key_dir = settings.database.key_dir.take().map(|p| base.join(p));
+        settings.ledger.archive.dir = settings.ledger.archive.dir.take().map(|p| base.join(p));
         let https = &mut settings.transport.https;
         https.cert_file = https.cert_file.take().map(|p| base.join(p));
         https.key_file = https.key_file.take().map(|p| base.join(p));
@@ -384,6 +429,13 @@ impl Settings {
         if db.pool_size == 0 {
             return Err("database.pool_size must be at least 1".into());
         }
+        let archive = &self.ledger.archive;
+        if archive.interval.0 == 0 || archive.keep_in_database.0 == 0 {
+            return Err(
+                "ledger.archive.interval and ledger.archive.keep_in_database must be longer than 0 seconds"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -405,6 +457,15 @@ impl Settings {
             return dir.clone();
         }
         self.database.path.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into())
+    }
+
+    /// Where archive segments go: `[ledger.archive] dir`, or `archive` beside the database file.
+    pub fn archive_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.ledger.archive.dir {
+            return dir.clone();
+        }
+        let beside = self.database.path.parent().map(Path::to_path_buf).unwrap_or_else(|| ".".into());
+        beside.join("archive")
     }
 
     /// The token rules for the pure core.
@@ -547,6 +608,25 @@ mod tests {
             redact_url("host=/tmp user=a password=x dbname=b"),
             "host=/tmp user=a password=<hidden> dbname=b"
         );
+    }
+
+    #[test]
+    fn archiving_is_configured_with_wso2s_cleanup_keys_and_a_folder_beside_the_database() {
+        let s = load("").unwrap();
+        assert!(s.oauth.token_cleanup.enable && s.oauth.token_cleanup.retain_access_tokens_for_auditing);
+        assert_eq!(s.ledger.archive.keep_in_database, Seconds(7 * 86_400));
+        assert!(s.archive_dir().ends_with("data/archive"), "{:?}", s.archive_dir());
+        let s = load(
+            "[oauth.token_cleanup]\nretain_access_tokens_for_auditing = false\n[ledger.archive]\ndir = \"old\"\nkeep_in_database = \"2s\"\ninterval = \"1s\"\n",
+        )
+        .unwrap();
+        assert!(!s.oauth.token_cleanup.retain_access_tokens_for_auditing);
+        assert_eq!(s.ledger.archive.keep_in_database, Seconds(2));
+        assert!(s.archive_dir().ends_with("old"));
+        let err = load("[ledger.archive]\nkeep_in_databse = \"1d\"\n").unwrap_err();
+        assert!(err.to_string().contains("keep_in_databse"), "{err}");
+        let err = load("[ledger.archive]\ninterval = 0\n").unwrap_err();
+        assert!(err.to_string().contains("ledger.archive.interval"), "{err}");
     }
 
     #[test]

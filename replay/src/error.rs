@@ -49,6 +49,12 @@ pub enum ReplayError {
     Scratch(std::io::Error),
     #[error("{0}")]
     Postgres(String),
+    #[error(
+        "positions 1 to {0} were archived out of the database: rebuild folds the live log from position 1 and would lose their state, so it refuses (the views already carry it; rebuilding from the archives is not implemented yet)"
+    )]
+    ArchivedPrefix(i64),
+    #[error("archive segment {segment}: {reason}")]
+    Segment { segment: String, position: Option<i64>, reason: String },
 }
 
 impl From<rusqlite::Error> for ReplayError {

@@ -7,6 +7,7 @@
 //! JSON Lines log in position order; [`shadow`] is the fold into a scratch views database.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod audit;
 pub mod error;
 pub mod export;

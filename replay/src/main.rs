@@ -48,6 +48,15 @@ struct DatabaseArgs {
     config: Option<PathBuf>,
 }
 
+/// Where the archive segments are (default: `[ledger.archive] dir` of --config, or `archive`
+/// beside the --db file).
+#[derive(Args, Clone)]
+struct ArchiveArgs {
+    /// The archive folder of the ledger, whose segments are read as the start of the log.
+    #[arg(long, value_name = "DIR")]
+    archive: Option<PathBuf>,
+}
+
 /// A database, or a JSON Lines export in its place.
 #[derive(Args, Clone)]
 #[group(multiple = false)]
@@ -66,11 +75,18 @@ struct SourceArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Check the hash chain, positions, stream versions, decoding and consistency of every event.
-    Verify(SourceArgs),
+    Verify {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
     /// Write the log as JSON Lines, hash chain included.
     Export {
         #[command(flatten)]
         database: DatabaseArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         /// Only the events after this position.
         #[arg(long, value_name = "POSITION", default_value_t = 0)]
         since: i64,
@@ -82,6 +98,8 @@ enum Command {
     Audit {
         #[command(flatten)]
         source: SourceArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         #[command(flatten)]
         target: AuditTarget,
         /// List events recorded at or after this time (RFC 3339).
@@ -95,6 +113,8 @@ enum Command {
     Replay {
         #[command(flatten)]
         source: SourceArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         /// The instant (RFC 3339); default: the whole log, judged now.
         #[arg(long, value_name = "TIME", conflicts_with = "position")]
         at: Option<String>,
@@ -115,8 +135,13 @@ enum Command {
         #[arg(long)]
         force_while_serving: bool,
     },
-    /// Events by type and day, active tokens by client, size on disk.
-    Stats(SourceArgs),
+    /// Events by type and day, active tokens by client, live and archived size on disk.
+    Stats {
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -152,41 +177,49 @@ fn main() -> ExitCode {
 
 fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
     match command {
-        Command::Verify(source) => {
-            let verdict = verify::verify(&Source::open(&source.location()?)?)?;
+        Command::Verify { source, archive } => {
+            let verdict = verify::verify(&source.open(&archive)?)?;
             print(&verdict, json)?;
             Ok(exit(verdict.intact))
         }
-        Command::Export { database, since, out } => export(&database, since, out.as_deref(), json),
-        Command::Audit { source, target, from, to } => {
+        Command::Export { database, archive, since, out } => {
+            export(&database, &archive, since, out.as_deref(), json)
+        }
+        Command::Audit { source, archive, target, from, to } => {
             let window = Window {
                 from: from.as_deref().map(time::parse).transpose()?,
                 to: to.as_deref().map(time::parse).transpose()?,
             };
             let subject = target.subject()?;
-            let source = Source::open(&source.location()?)?;
+            let source = source.open(&archive)?;
             print(&audit::audit(&source, &subject, window)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { source, at, position } => {
+        Command::Replay { source, archive, at, position } => {
             let moment = match (at, position) {
                 (Some(at), _) => Moment::At(time::parse(&at)?),
                 (None, Some(n)) => Moment::Position(n),
                 (None, None) => Moment::Now,
             };
-            let source = Source::open(&source.location()?)?;
+            let source = source.open(&archive)?;
             print(&replay::replay(&source, moment)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Rebuild { database, check, force_while_serving } => {
+            // The fold starts at position 1; after archiving, the live log starts later and a
+            // fold of it alone would replace the views with a fraction of the state.
+            let archived = Source::open(&Location::of_db(database.path()?))?.archive_steps()?;
+            if let Some(last) = archived.last() {
+                return Err(ReplayError::ArchivedPrefix(last.last_position));
+            }
             let options = Options { check_only: check, force_while_serving };
             let mut progress = Progress::on_stderr("rebuild", 0);
             let report = rebuild::rebuild_at(&Location::of_db(database.path()?), options, &mut progress)?;
             print(&report, json)?;
             Ok(exit(!(check && report.drift)))
         }
-        Command::Stats(source) => {
-            print(&stats::stats(&Source::open(&source.location()?)?)?, json)?;
+        Command::Stats { source, archive } => {
+            print(&stats::stats(&source.open(&archive)?)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -195,11 +228,14 @@ fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
 /// Exports to a file (atomically, with a summary) or streams the log to stdout.
 fn export(
     database: &DatabaseArgs,
+    archive: &ArchiveArgs,
     since: i64,
     out: Option<&Path>,
     json: bool,
 ) -> Result<ExitCode, ReplayError> {
-    let source = Source::open(&Location::of_db(database.path()?))?;
+    let path = database.path()?;
+    let dir = archive.dir(&database.db, &database.config)?;
+    let source = Source::open_with_archive(&Location::of_db(path), dir)?;
     match out {
         Some(file) => print(&export::export_to_file(&source, since, file)?, json)?,
         None => {
@@ -230,6 +266,34 @@ impl SourceArgs {
         match &self.log {
             Some(log) => Ok(Location::Log(log.clone())),
             None => Ok(Location::of_db(database_path(&self.db, &self.config)?)),
+        }
+    }
+
+    /// Opens the source with its archive (a database's; an exported log has none).
+    fn open(&self, archive: &ArchiveArgs) -> Result<Source, ReplayError> {
+        let dir = if self.log.is_some() { None } else { archive.dir(&self.db, &self.config)? };
+        Source::open_with_archive(&self.location()?, dir)
+    }
+}
+
+impl ArchiveArgs {
+    /// `--archive`, else the config's `[ledger.archive] dir`, else `archive` beside a SQLite
+    /// `--db` (a PostgreSQL `--db` has no file to be beside).
+    fn dir(&self, db: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<Option<PathBuf>, ReplayError> {
+        if let Some(dir) = &self.archive {
+            return Ok(Some(dir.clone()));
+        }
+        match db {
+            Some(db) => Ok(match Location::of_db(db.clone()) {
+                Location::Database(path) => {
+                    Some(path.parent().map_or_else(|| PathBuf::from("archive"), |p| p.join("archive")))
+                }
+                _ => None,
+            }),
+            None => {
+                let config = config.clone().unwrap_or_else(|| PathBuf::from("deployment.toml"));
+                Ok(Some(Settings::load(&config)?.archive_dir()))
+            }
         }
     }
 }

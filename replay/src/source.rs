@@ -12,10 +12,13 @@ use token_ledger::config::redact_url;
 use token_ledger::store::backend::ReadStore as _;
 use token_ledger::store::log::StoredEvent;
 use token_ledger::store::postgres::{PgOptions, PgReads};
+use token_ledger::store::sqlite::archive;
 use token_ledger::store::sqlite::log::for_each_after;
 use token_ledger::store::sqlite::open_reader;
+use token_ledger::store::steps::ArchiveStep;
 use token_ledger::store::StoreError;
 
+use crate::archive::{walk_segments, Plan};
 use crate::export::ExportedEvent;
 use crate::ReplayError;
 
@@ -45,6 +48,8 @@ pub enum Source {
     Database {
         path: PathBuf,
         conn: Connection,
+        /// The archive folder whose segments come before the live events.
+        archive: Option<PathBuf>,
     },
     Log {
         path: PathBuf,
@@ -53,6 +58,7 @@ pub enum Source {
     Postgres {
         shown: PathBuf,
         reads: Box<PgReads>,
+        archive: Option<PathBuf>,
     },
 }
 
@@ -67,7 +73,9 @@ impl Source {
     /// can be read.
     pub fn open(location: &Location) -> Result<Self, ReplayError> {
         match location {
-            Location::Database(path) => Ok(Self::Database { conn: open_existing(path)?, path: path.clone() }),
+            Location::Database(path) => {
+                Ok(Self::Database { conn: open_existing(path)?, path: path.clone(), archive: None })
+            }
             Location::Log(path) => {
                 File::open(path).map_err(|source| ReplayError::Read { path: path.clone(), source })?;
                 Ok(Self::Log { path: path.clone() })
@@ -79,9 +87,32 @@ impl Source {
                 let reads = Box::new(PgReads::new(options));
                 // Fails here, once, when the database cannot be reached.
                 reads.head().map_err(StoreError::from)?;
-                Ok(Self::Postgres { shown: PathBuf::from(redact_url(url)), reads })
+                Ok(Self::Postgres { shown: PathBuf::from(redact_url(url)), reads, archive: None })
             }
         }
+    }
+
+    /// Opens a database whose archive segments (in `archive`) are read as the start of the log.
+    pub fn open_with_archive(location: &Location, archive: Option<PathBuf>) -> Result<Self, ReplayError> {
+        let mut source = Self::open(location)?;
+        match &mut source {
+            Self::Database { archive: dir, .. } | Self::Postgres { archive: dir, .. } => *dir = archive,
+            Self::Log { .. } => {}
+        }
+        Ok(source)
+    }
+
+    /// The archive folder, when the source is a database with one.
+    pub fn archive_dir(&self) -> Option<&Path> {
+        match self {
+            Self::Database { archive, .. } | Self::Postgres { archive, .. } => archive.as_deref(),
+            Self::Log { .. } => None,
+        }
+    }
+
+    /// What of the log lives in the archive.
+    pub fn archive_plan(&self) -> Result<Plan, ReplayError> {
+        Ok(Plan::of(self.archive_steps()?))
     }
 
     /// The database connection, when the source is one.
@@ -115,6 +146,22 @@ impl Source {
         after: Option<i64>,
         mut each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
     ) -> Result<(), ReplayError> {
+        // A database's archived prefix comes first; the live walk resumes after it (events a
+        // removal in progress left behind are read from the segment, not twice).
+        let after = match self {
+            Self::Log { .. } => after,
+            _ => {
+                let plan = self.archive_plan()?;
+                let from = after.unwrap_or(i64::MIN);
+                if walk_segments(self.archive_dir(), &plan, from, &mut each)?.is_break() {
+                    return Ok(());
+                }
+                match plan.segments.last() {
+                    Some(last) if last.last_position > from => Some(last.last_position),
+                    _ => after,
+                }
+            }
+        };
         match self {
             // `position > i64::MIN` is every row but one at i64::MIN itself, which
             // `has_position_min` lets `verify` report.
@@ -150,6 +197,21 @@ impl Source {
                 Ok(())
             }
         }
+    }
+
+    /// The archiving steps the database recorded (none for an exported log): what accounts for
+    /// a live log that does not start at position 1.
+    pub fn archive_steps(&self) -> Result<Vec<ArchiveStep>, ReplayError> {
+        match self {
+            Self::Database { conn, .. } => Ok(archive::steps(conn)?),
+            Self::Postgres { reads, .. } => Ok(reads.archive_steps()?),
+            Self::Log { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// Whether the source is a database (where a missing prefix must be accounted for).
+    pub fn is_database(&self) -> bool {
+        !matches!(self, Self::Log { .. })
     }
 
     /// Whether a database holds a row at position i64::MIN, the one row no `position > N`

@@ -6,6 +6,9 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use token_ledger::store::steps::StepKind;
+
+use crate::archive::Plan;
 use crate::replay::{replay, Moment};
 use crate::source::{Flow, Source};
 use crate::time;
@@ -24,6 +27,20 @@ pub struct Stats {
     /// The views' checkpoint (databases only).
     pub checkpoint: Option<i64>,
     pub size: Size,
+    /// What left the live database (databases only; `events` counts the live log there).
+    pub archive: Option<ArchiveSize>,
+}
+
+/// The archived part of a database's log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveSize {
+    /// Events in archive segments.
+    pub archived_events: u64,
+    pub segments: u64,
+    /// The segments' compressed bytes.
+    pub segment_bytes: u64,
+    /// Events verified and dropped (`retain_access_tokens_for_auditing = false`).
+    pub dropped_events: u64,
 }
 
 /// Bytes on disk.
@@ -39,10 +56,30 @@ pub struct Size {
 
 /// Counts from the database with SQL, or from a log by walking and folding it.
 pub fn stats(source: &Source) -> Result<Stats, ReplayError> {
-    match source.database() {
-        Some(conn) => from_database(conn, source.path()),
-        None => from_log(source),
+    let mut stats = match source.database() {
+        Some(conn) => from_database(conn, source.path())?,
+        None => from_log(source)?,
+    };
+    if source.is_database() {
+        stats.archive = Some(archive_size(source)?);
     }
+    Ok(stats)
+}
+
+/// Counted from the recorded steps; the bytes from the segments' manifests.
+fn archive_size(source: &Source) -> Result<ArchiveSize, ReplayError> {
+    let steps = source.archive_steps()?;
+    let mut size = ArchiveSize::default();
+    for step in &steps {
+        match step.kind {
+            StepKind::Segment => size.archived_events += step.event_count as u64,
+            StepKind::Dropped => size.dropped_events += step.event_count as u64,
+        }
+    }
+    let (segments, bytes) = crate::archive::sizes(source.archive_dir(), &Plan::of(steps));
+    size.segments = segments;
+    size.segment_bytes = bytes;
+    Ok(size)
 }
 
 fn from_database(conn: &Connection, path: &Path) -> Result<Stats, ReplayError> {
@@ -122,6 +159,7 @@ fn assemble(
         active_by_client,
         checkpoint,
         size,
+        archive: None,
     }
 }
 

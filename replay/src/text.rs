@@ -193,6 +193,14 @@ impl Display for Stats {
         if let Some(free) = self.size.free_bytes {
             write!(f, " ({free} bytes free for reuse)")?;
         }
-        writeln!(f)
+        writeln!(f)?;
+        if let Some(a) = &self.archive {
+            writeln!(
+                f,
+                "archived: {} events in {} segments, {} bytes; {} events verified and dropped",
+                a.archived_events, a.segments, a.segment_bytes, a.dropped_events
+            )?;
+        }
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use token_ledger::domain::events::Event;
 use token_ledger::domain::types::{Subject, TokenKey};
 use token_ledger::store::log::{chain_hash, StoredEvent, GENESIS};
+use token_ledger::store::steps::ArchiveStep;
 use uuid::Uuid;
 
 use crate::source::{Flow, Source};
@@ -32,6 +33,8 @@ pub enum Check {
     Decode,
     /// The event contradicts the events before it.
     Consistency,
+    /// An archive segment is missing, altered or disagrees with its recorded step.
+    Archive,
 }
 
 /// The first problem found.
@@ -83,10 +86,20 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
         });
         return Ok(verdict);
     }
+    let steps = if source.is_database() { Some(source.archive_steps()?) } else { None };
     let walked = source.walk(|event| {
         if verdict.first_position.is_none() {
             verdict.first_position = Some(event.position);
             verdict.partial = event.position != 1;
+            if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(&event, steps)) {
+                verdict.problem = Some(Problem {
+                    position: Some(event.position),
+                    line: None,
+                    check: Check::Position,
+                    detail,
+                });
+                return Ok(Flow::Break(()));
+            }
         }
         if let Err(detail) = walker.check(&event, verdict.partial) {
             verdict.problem = Some(Problem {
@@ -107,10 +120,53 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
         Err(ReplayError::BadLine { line, reason, .. }) => {
             verdict.problem = Some(unreadable(&verdict, line, reason))
         }
+        Err(ReplayError::Segment { segment, position, reason }) => {
+            let detail = format!("archive segment {segment}: {reason}");
+            verdict.problem = Some(Problem { position, line: None, check: Check::Archive, detail });
+        }
         Err(e) => return Err(e),
     }
     verdict.intact = verdict.problem.is_none();
     Ok(verdict)
+}
+
+/// Why a database log that starts at `first` is missing its beginning, if it is: a database log
+/// starts at position 1 with the genesis hash, or right after what the recorded archiving steps
+/// account for (chained from the last one's hash). An export made with `--since` is no database
+/// and stays a legitimate partial log.
+fn unaccounted_start(first: &StoredEvent, steps: &[ArchiveStep]) -> Option<String> {
+    if first.position == 1 {
+        return None;
+    }
+    let accounted = steps.last().map_or(0, |s| s.last_position);
+    if first.position > accounted.saturating_add(1) {
+        let missing = if accounted + 1 == first.position - 1 {
+            format!("position {} is", accounted + 1)
+        } else {
+            format!("positions {} to {} are", accounted + 1, first.position - 1)
+        };
+        let by = if accounted == 0 {
+            "no archive segment or recorded archiving step accounts for them".to_owned()
+        } else {
+            format!("the archiving steps account only for positions 1 to {accounted}")
+        };
+        return Some(format!(
+            "the log starts at position {}: {missing} missing from the database and {by}; events were deleted",
+            first.position
+        ));
+    }
+    // The events of the last steps may still be leaving the database (a removal in progress);
+    // where the live log starts at a step's end, it chains from that step's last hash.
+    match steps.iter().find(|s| s.last_position + 1 == first.position) {
+        Some(step) if step.last_hash != first.prev_hash => Some(format!(
+            "the log starts at position {} with prev_hash {}, but the archiving step ending at position {} recorded hash {}",
+            first.position,
+            hex::encode(&first.prev_hash),
+            step.last_position,
+            hex::encode(&step.last_hash)
+        )),
+        _ => None,
+    }
 }
 
 /// A line of an exported log that is not an event at all: named by its line number.

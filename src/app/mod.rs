@@ -213,6 +213,7 @@ type StoreSide = (Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>);
 fn open_store_side(settings: &Settings, generators: Generators) -> Result<StoreSide, StartError> {
     let mut ledger = setup::open_ledger_for(settings, generators, true)?;
     ensure_super_admin(&mut ledger, settings)?;
+    setup::start_archiver(settings)?;
     let reads = open_readers(settings)?;
     let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
     let memory = Arc::new(MemoryView::load(position, rows));

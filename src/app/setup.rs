@@ -11,6 +11,7 @@ use crate::store::ledger::{Command, Envelope, Ledger};
 use crate::store::log::RequestMeta;
 use crate::store::postgres::{PgOptions, PgReads, PgStore};
 use crate::store::sqlite::{SqliteReads, SqliteStore};
+use crate::store::steps::ArchiveStore;
 use crate::store::{fold, log, lookup, StoreError};
 use crate::tls::TlsError;
 use crate::tokens::keys::KeyError;
@@ -84,6 +85,36 @@ pub fn open_store(settings: &Settings, serving: bool) -> Result<Box<dyn WriteSto
             Ok(Box::new(store))
         }
     }
+}
+
+/// Opens a second write side for the archiver (its own connection, so a round never runs on
+/// the request writer's thread).
+pub fn open_archive_store(settings: &Settings) -> Result<Box<dyn ArchiveStore>, StoreError> {
+    match settings.database.kind {
+        DatabaseKind::Sqlite => Ok(Box::new(SqliteStore::open(&settings.database.path)?)),
+        DatabaseKind::Postgres => {
+            let options = pg_options(settings).map_err(|e| StoreError::Database(e.to_string().into()))?;
+            Ok(Box::new(PgStore::open(options)?))
+        }
+    }
+}
+
+/// Starts the background archiver when `[oauth.token_cleanup] enable` is on.
+pub fn start_archiver(settings: &Settings) -> Result<(), StartError> {
+    let cleanup = &settings.oauth.token_cleanup;
+    if !cleanup.enable {
+        return Ok(());
+    }
+    let archive = &settings.ledger.archive;
+    let policy = crate::archive::ArchivePolicy::new(
+        settings.archive_dir(),
+        archive.keep_in_database.millis(),
+        cleanup.retain_access_tokens_for_auditing,
+    );
+    let interval = std::time::Duration::from_secs(archive.interval.0);
+    let store = open_archive_store(settings)?;
+    crate::archive::spawn(store, policy, interval, crate::store::clock::wall_clock())
+        .map_err(StartError::Serve)
 }
 
 /// `configtest`'s database check: on PostgreSQL, that the database is reachable and its schema

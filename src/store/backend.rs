@@ -83,4 +83,6 @@ pub trait ReadStore: Send + Sync {
     /// Every row of the active-token view with the checkpoint they reflect, read in one
     /// snapshot (loading the memory view). The sealed values are left empty.
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)>;
+    /// Every archiving step recorded, oldest first (`super::steps`).
+    fn archive_steps(&self) -> BResult<Vec<super::steps::ArchiveStep>>;
 }

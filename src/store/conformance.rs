@@ -4,6 +4,8 @@
 //! (`tests/support/pg_cluster.rs`) and skip, saying so, where PostgreSQL is missing (never under
 //! `CI=true`).
 
+#[path = "conformance/archive.rs"]
+mod archive;
 #[path = "conformance/code_flow.rs"]
 mod code_flow;
 #[path = "conformance/props.rs"]
@@ -11,6 +13,13 @@ mod props;
 
 use std::sync::Arc;
 
+use archive::{
+    a_removal_interrupted_after_the_step_was_recorded_is_completed_by_the_next_round,
+    a_step_that_does_not_continue_the_last_is_refused,
+    archiving_moves_the_prefix_out_and_the_ledger_continues_chain_positions_and_versions,
+    dropping_verifies_then_keeps_only_the_step_as_the_chain_anchor,
+    only_young_events_stay_and_deleting_them_by_hand_is_still_refused,
+};
 use code_flow::{
     a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
     codes_sessions_and_consents_are_written_read_and_refolded,
@@ -65,6 +74,25 @@ impl Store {
         match self.kind {
             Kind::Sqlite => Box::new(SqliteStore::open(&self.dir.path().join("ledger.db")).unwrap()),
             Kind::Postgres => Box::new(PgStore::open(self.options()).unwrap()),
+        }
+    }
+
+    /// A new write connection for the archiver.
+    pub(crate) fn archive_writer(&self) -> Box<dyn super::steps::ArchiveStore> {
+        match self.kind {
+            Kind::Sqlite => Box::new(SqliteStore::open(&self.dir.path().join("ledger.db")).unwrap()),
+            Kind::Postgres => Box::new(PgStore::open(self.options()).unwrap()),
+        }
+    }
+
+    /// Tries to rewrite and to delete the whole log by hand; whether each was refused.
+    fn tamper(&self) -> [bool; 2] {
+        match self.kind {
+            Kind::Sqlite => {
+                let conn = rusqlite::Connection::open(self.dir.path().join("ledger.db")).unwrap();
+                super::sqlite::log::tamper_for_tests(&conn)
+            }
+            Kind::Postgres => super::postgres::rows::tamper_for_tests(&mut self.options().connect().unwrap()),
         }
     }
 
@@ -338,4 +366,9 @@ conformance!(
     an_unreachable_database_is_unavailable_not_an_internal_error,
     codes_sessions_and_consents_are_written_read_and_refolded,
     a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
+    archiving_moves_the_prefix_out_and_the_ledger_continues_chain_positions_and_versions,
+    dropping_verifies_then_keeps_only_the_step_as_the_chain_anchor,
+    only_young_events_stay_and_deleting_them_by_hand_is_still_refused,
+    a_step_that_does_not_continue_the_last_is_refused,
+    a_removal_interrupted_after_the_step_was_recorded_is_completed_by_the_next_round,
 );

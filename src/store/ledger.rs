@@ -133,7 +133,7 @@ pub struct Ledger {
     /// Catches the memory view up when other nodes appended (a shared log); `None` when this
     /// process is the only writer.
     follower: Option<Arc<super::follow::Follower>>,
-    clock: fn() -> Millis,
+    clock: super::clock::Clock,
 }
 
 /// The wall clock in milliseconds.
@@ -143,7 +143,15 @@ pub fn system_clock() -> Millis {
 
 impl Ledger {
     pub fn new(store: Box<dyn WriteStore>, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
-        Self { store, sealer, policy, generators, memory: None, follower: None, clock: system_clock }
+        let clock = super::clock::wall_clock();
+        Self { store, sealer, policy, generators, memory: None, follower: None, clock }
+    }
+
+    /// Takes "now" from `clock` instead of the wall clock (`store::clock::SimulatedClock`): the
+    /// generator and the benchmarks write days of traffic in seconds.
+    pub fn with_clock(mut self, clock: super::clock::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Keeps `memory` in step with every commit (the server's introspection view).

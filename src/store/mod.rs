@@ -6,6 +6,7 @@
 pub mod authz;
 pub mod authz_commands;
 pub mod backend;
+pub mod clock;
 pub mod fold;
 pub mod follow;
 pub mod ledger;
@@ -17,6 +18,7 @@ pub mod postgres;
 pub mod reads;
 pub mod records;
 pub mod sqlite;
+pub mod steps;
 pub mod writer;
 
 pub use records::BackendError;

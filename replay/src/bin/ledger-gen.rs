@@ -5,8 +5,9 @@
 //! rotation, revoked, and clients deleted, in proportions chosen by a seeded random generator.
 //!
 //! Two ledgers share the database, one with renewal off and one with renewal on (and no reuse
-//! grace period), so both of WSO2's behaviours appear. Time is the wall clock: the ledger reads
-//! it itself.
+//! grace period), so both of WSO2's behaviours appear. Time is the wall clock, or with `--days D`
+//! a simulated clock (`Ledger::with_clock`) that spreads the log over the D days before now, so
+//! that archiving (issue 9) has days of history to work on.
 #![forbid(unsafe_code)]
 
 use std::io::IsTerminal as _;
@@ -22,6 +23,7 @@ use token_ledger::crypto::{self, Sealer};
 use token_ledger::domain::grant::Policy;
 use token_ledger::domain::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey, Username};
 use token_ledger::store::backend::ReadStore as _;
+use token_ledger::store::clock::SimulatedClock;
 use token_ledger::store::ledger::{Command, Envelope, Ledger, Reply};
 use token_ledger::store::log::RequestMeta;
 use token_ledger::store::sqlite::{SqliteReads, SqliteStore};
@@ -46,6 +48,9 @@ struct Args {
     /// How many users are added up front (at least 1).
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..))]
     users: u32,
+    /// Spread the log over this many simulated days ending now, instead of the run's wall clock.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +101,17 @@ fn generate(args: &Args) -> Result<i64, GenError> {
     let open = || SqliteStore::open(&args.db).map(|s| Box::new(s) as Box<_>).map_err(StoreError::from);
     let mut steady = Ledger::new(open()?, sealer.clone(), steady_policy, Generators::opaque());
     let mut renewing = Ledger::new(open()?, sealer, renewing_policy, Generators::opaque());
+    // With --days, each batch moves a simulated clock on by its share of the days.
+    let simulated = args.days.map(|days| {
+        let span = i64::from(days) * 86_400_000;
+        let clock = SimulatedClock::starting_at(token_ledger::store::ledger::system_clock() - span);
+        let per_batch = span * BATCH as i64 / args.events.max(1);
+        (clock, per_batch)
+    });
+    if let Some((clock, _)) = &simulated {
+        steady = steady.with_clock(clock.clock());
+        renewing = renewing.with_clock(clock.clock());
+    }
     let reads = SqliteReads::new(args.db.clone());
     let mut traffic = Traffic::new(args.seed, crypto::hash_password("generated-user")?);
     let bar = progress(args.events as u64);
@@ -109,6 +125,9 @@ fn generate(args: &Args) -> Result<i64, GenError> {
         }
         let ledger = if traffic.rng.gen_bool(0.2) { &mut renewing } else { &mut steady };
         traffic.batch(ledger)?;
+        if let Some((clock, per_batch)) = &simulated {
+            clock.advance(*per_batch);
+        }
     }
 }
 

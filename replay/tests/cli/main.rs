@@ -2,6 +2,7 @@
 //! `token-ledger` server wrote (one scripted history shared by the read-only tests, copied by
 //! the tests that damage it), and on the recorded logs under `replay/fixtures/`.
 
+mod archive;
 mod audit;
 mod errors;
 mod export;

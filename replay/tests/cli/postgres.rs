@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::helpers::binaries::{ledger_replay, token_ledger};
 
 #[path = "../../../tests/support/pg_cluster.rs"]
-mod pg_cluster;
+pub mod pg_cluster;
 
 /// A PostgreSQL database with a few events the real CLI wrote, and its connection string.
 fn written_log() -> Option<(tempfile::TempDir, String)> {

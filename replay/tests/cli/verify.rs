@@ -147,3 +147,30 @@ fn an_event_smuggled_in_before_position_1_is_named_by_its_position() {
         assert_eq!(verdict["problem"]["check"], "position");
     }
 }
+
+#[test]
+fn a_database_log_whose_first_events_were_deleted_is_tampered_with_and_names_the_gap() {
+    // The attack of issue 9: drop the triggers, delete positions 1 to 5 (the first client
+    // registrations); no archive segment or recorded archiving step accounts for them.
+    let (position, verdict) = broken(|conn| {
+        conn.execute("DELETE FROM events WHERE position <= 5", []).expect("delete the first events");
+        6
+    });
+    assert_eq!(verdict["intact"], false, "{verdict}");
+    assert_eq!(verdict["problem"]["position"], position);
+    assert_eq!(verdict["problem"]["check"], "position");
+    let detail = verdict["problem"]["detail"].as_str().unwrap();
+    assert!(detail.contains("positions 1 to 5 are missing"), "{detail}");
+}
+
+#[test]
+fn an_export_made_with_since_stays_a_legitimate_partial_log() {
+    let h = history();
+    let dir = tempfile::tempdir().expect("a folder");
+    let log = dir.path().join("tail.jsonl").display().to_string();
+    ledger_replay(&["export", "--db", &h.deployment.db_arg(), "--since", "5", "--out", &log]).expect(0);
+    let verdict = ledger_replay(&["verify", "--log", &log, "--json"]).expect(0).json();
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert_eq!(verdict["partial"], true);
+    assert_eq!(verdict["first_position"], 6);
+}

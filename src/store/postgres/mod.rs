@@ -7,6 +7,7 @@
 //! The client is the synchronous `postgres` crate: the writer is a dedicated thread and the
 //! readers run on blocking threads, so an async pool would add a runtime hop and nothing else.
 
+pub mod archive;
 pub mod authz;
 pub mod heartbeat;
 pub mod migrate;

@@ -71,4 +71,7 @@ impl ReadStore for PgReads {
             Ok(read)
         })
     }
+    fn archive_steps(&self) -> BResult<Vec<crate::store::steps::ArchiveStep>> {
+        self.with(super::archive::steps)
+    }
 }

@@ -200,9 +200,13 @@ pub fn checkpoint(c: &mut Conn) -> BResult<i64> {
     Ok(r.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
 
+/// A stream's highest version, in the live log or carried over the archive boundary.
 pub fn stream_version(c: &mut Conn, stream: &str) -> BResult<i64> {
-    let r =
-        c.query_opt("SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE stream = $1", &[&stream])?;
+    let r = c.query_opt(
+        "SELECT GREATEST((SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1),
+                         (SELECT COALESCE(MAX(version), 0) FROM archived_streams WHERE stream = $1))::BIGINT",
+        &[&stream],
+    )?;
     Ok(r.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
 
@@ -280,10 +284,11 @@ pub fn set_anchor(c: &mut Conn, position: i64, hash: &[u8]) -> BResult<()> {
     Ok(())
 }
 
+/// The hash at `position`, from the log or from the archiving step that ended there.
 pub fn hash_at(c: &mut Conn, position: i64) -> BResult<Option<Vec<u8>>> {
-    Ok(c.query_opt("SELECT hash FROM events WHERE position = $1", &[&position])?
-        .map(|r| r.try_get(0))
-        .transpose()?)
+    let sql = "SELECT hash FROM events WHERE position = $1
+               UNION ALL SELECT last_hash FROM archive_steps WHERE last_position = $1 LIMIT 1";
+    Ok(c.query_opt(sql, &[&position])?.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// Applies one view operation. Holds no rules: every historical log replays.

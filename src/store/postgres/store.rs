@@ -60,6 +60,11 @@ impl PgStore {
         result
     }
 
+    /// `with`, for the archiving steps (`super::archive`).
+    pub(super) fn run<R>(&mut self, f: impl FnOnce(&mut Conn) -> BResult<R>) -> BResult<R> {
+        self.with(f)
+    }
+
     fn simple(&mut self, sql: &str) -> BResult<()> {
         self.with(|c| Ok(c.client.batch_execute(sql)?))
     }

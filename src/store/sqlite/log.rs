@@ -5,17 +5,27 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::store::records::{BResult, RequestMeta, StoredEvent, Tail};
 
-/// The last event's position and hash (genesis for an empty log).
+/// The last event's position and hash; when every event was archived, the last archiving
+/// step's (genesis for an empty log).
 pub fn tail(conn: &Connection) -> BResult<Tail> {
     let last = conn
-        .prepare_cached("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")?
+        .prepare_cached(
+            "SELECT position, hash FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1)
+             UNION ALL
+             SELECT * FROM (SELECT last_position, last_hash FROM archive_steps ORDER BY last_position DESC LIMIT 1)
+             ORDER BY 1 DESC LIMIT 1",
+        )?
         .query_row([], |r| Ok(Tail { position: r.get(0)?, hash: r.get(1)? }))
         .optional()?;
     Ok(last.unwrap_or_else(Tail::genesis))
 }
 
+/// A stream's highest version, in the live log or carried over the archive boundary.
 pub fn stream_version(conn: &Connection, stream: &str) -> BResult<i64> {
-    let mut stmt = conn.prepare_cached("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT MAX(v) FROM (SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream = ?1
+         UNION ALL SELECT version FROM archived_streams WHERE stream = ?1)",
+    )?;
     Ok(stmt.query_row([stream], |r| r.get(0))?)
 }
 
@@ -110,8 +120,12 @@ pub fn set_anchor(conn: &Connection, position: i64, hash: &[u8]) -> BResult<()> 
     Ok(())
 }
 
+/// The hash of the event at `position`, from the log or, once archived, from the archiving step
+/// that ended there.
 pub fn hash_at(conn: &Connection, position: i64) -> BResult<Option<Vec<u8>>> {
-    Ok(conn.query_row("SELECT hash FROM events WHERE position = ?1", [position], |r| r.get(0)).optional()?)
+    let sql = "SELECT hash FROM events WHERE position = ?1
+               UNION ALL SELECT last_hash FROM archive_steps WHERE last_position = ?1 LIMIT 1";
+    Ok(conn.prepare_cached(sql)?.query_row([position], |r| r.get(0)).optional()?)
 }
 
 /// Tries to rewrite and to delete the log; whether each was refused (the conformance suite).

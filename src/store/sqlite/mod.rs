@@ -1,6 +1,7 @@
 //! The SQLite backend: one database file, one writer connection (WAL, `synchronous = FULL`),
 //! read-only connections for the readers. Its SQL lives in this folder and `schema/sqlite/`.
 
+pub mod archive;
 pub mod authz;
 pub mod log;
 pub mod migrate;

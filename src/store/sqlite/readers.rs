@@ -68,4 +68,7 @@ impl ReadStore for SqliteReads {
             read
         })
     }
+    fn archive_steps(&self) -> BResult<Vec<crate::store::steps::ArchiveStep>> {
+        self.with(super::archive::steps)
+    }
 }

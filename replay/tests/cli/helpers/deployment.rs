@@ -11,6 +11,19 @@ pub struct Config {
     pub user_access_token_validity: &'static str,
     pub refresh_token_validity: &'static str,
     pub refresh_token_reuse_grace_period: &'static str,
+    /// `[oauth.token_cleanup]` and `[ledger.archive]`; `None`: archiving off.
+    pub archive: Option<Archiving>,
+    /// `[database] type = "postgres"` with this connection string; `None`: SQLite.
+    pub postgres_url: Option<String>,
+}
+
+/// Short retention settings (seconds), so that a test sees history archived while it serves.
+#[derive(Debug, Clone)]
+pub struct Archiving {
+    pub keep_in_database: &'static str,
+    pub interval: &'static str,
+    /// `retain_access_tokens_for_auditing`: segments (true) or verify-and-drop (false).
+    pub retain: bool,
 }
 
 impl Default for Config {
@@ -20,6 +33,8 @@ impl Default for Config {
             user_access_token_validity: "1h",
             refresh_token_validity: "1d",
             refresh_token_reuse_grace_period: "10s",
+            archive: None,
+            postgres_url: None,
         }
     }
 }
@@ -40,7 +55,7 @@ enabled = false
 
 [database]
 path = "data/ledger.db"
-
+{}
 [super_admin]
 username = "admin"
 password = "admin"
@@ -53,10 +68,23 @@ refresh_token_reuse_grace_period = "{}"
 user_access_token_validity = "{}"
 refresh_token_validity = "{}"
 "#,
+            self.postgres_url
+                .as_ref()
+                .map_or(String::new(), |url| format!("type = \"postgres\"\nurl = \"{url}\"\n")),
             self.renew_access_token_per_request,
             self.refresh_token_reuse_grace_period,
             self.user_access_token_validity,
             self.refresh_token_validity,
+        ) + &self.archive_toml()
+    }
+
+    fn archive_toml(&self) -> String {
+        let Some(a) = &self.archive else {
+            return "\n[oauth.token_cleanup]\nenable = false\n".into();
+        };
+        format!(
+            "\n[oauth.token_cleanup]\nenable = true\nretain_access_tokens_for_auditing = {}\n\n[ledger.archive]\nkeep_in_database = \"{}\"\ninterval = \"{}\"\n",
+            a.retain, a.keep_in_database, a.interval
         )
     }
 }
@@ -106,6 +134,11 @@ impl Deployment {
 
     pub fn database(&self) -> PathBuf {
         self.dir.path().join("data/ledger.db")
+    }
+
+    /// The archive folder (the default: beside the database).
+    pub fn archive_dir(&self) -> PathBuf {
+        self.dir.path().join("data/archive")
     }
 
     /// The database path as an argument.

@@ -8,6 +8,6 @@ pub mod server;
 pub mod tamper;
 
 pub use binaries::{ledger_replay, Run};
-pub use deployment::{Config, Deployment};
+pub use deployment::{Archiving, Config, Deployment};
 pub use history::{history, History};
 pub use server::Server;

@@ -6,8 +6,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use token_ledger::domain::events::Event;
+use token_ledger::domain::events::{Event, Millis};
 use token_ledger::domain::types::{Subject, TokenKey};
+use token_ledger::store::ledger::CLEANUP_STREAM;
 use token_ledger::store::log::{chain_hash, StoredEvent, GENESIS};
 use token_ledger::store::steps::ArchiveStep;
 use uuid::Uuid;
@@ -270,8 +271,8 @@ impl Walker {
 #[derive(Default)]
 struct Consistency {
     clients: HashSet<String>,
-    /// Active token id → (its stream, its client).
-    active: HashMap<Uuid, (String, String)>,
+    /// Active token id → (its stream, its client, when its last usable half expires).
+    active: HashMap<Uuid, (String, String, Millis)>,
     by_stream: HashMap<String, Uuid>,
     seen: HashSet<Uuid>,
 }
@@ -311,7 +312,9 @@ impl Consistency {
                     return Err(format!("issues token id {} a second time", t.token_id));
                 }
                 self.by_stream.insert(e.stream.clone(), t.token_id);
-                let owner = (e.stream.clone(), t.client_id.to_string());
+                let usable_until =
+                    t.refresh.as_ref().map_or(t.expires_at, |r| r.expires_at.max(t.expires_at));
+                let owner = (e.stream.clone(), t.client_id.to_string(), usable_until);
                 self.active.insert(t.token_id, owner);
             }
             Event::TokenReturned(t) => {
@@ -321,6 +324,18 @@ impl Consistency {
                 self.expect_active(e, t.token_id, "revokes")?;
                 self.active.remove(&t.token_id);
                 self.by_stream.remove(&e.stream);
+            }
+            // Token cleanup removes exactly the tokens whose halves both expired before the cutoff.
+            Event::ExpiredPruned(p) => {
+                expect_stream(e, CLEANUP_STREAM)?;
+                let by_stream = &mut self.by_stream;
+                self.active.retain(|_, (stream, _, usable_until)| {
+                    let keep = *usable_until >= p.expired_before;
+                    if !keep {
+                        by_stream.remove(stream.as_str());
+                    }
+                    keep
+                });
             }
             // Replays and failed authentications change no state these checks follow.
             _ => {}
@@ -334,7 +349,7 @@ impl Consistency {
                 Err(format!("{verb} token {token}, which is no longer active"))
             }
             None => Err(format!("{verb} token {token}, which was never issued")),
-            Some((stream, _)) if *stream != e.stream => {
+            Some((stream, _, _)) if *stream != e.stream => {
                 Err(format!("{verb} token {token} on stream {}, but it is active on {stream}", e.stream))
             }
             Some(_) => Ok(()),
@@ -346,7 +361,7 @@ impl Consistency {
         if !self.clients.remove(client) {
             return Err(format!("deletes client {client}, which is not registered"));
         }
-        if let Some((token, _)) = self.active.iter().find(|(_, (_, c))| c == client) {
+        if let Some((token, _)) = self.active.iter().find(|(_, (_, c, _))| c == client) {
             return Err(format!("deletes client {client} while its token {token} is still active"));
         }
         Ok(())

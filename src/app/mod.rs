@@ -1,5 +1,6 @@
 //! Start-up: open the ledger, catch the views up, start the writer, bind, serve, shut down.
 
+mod cleanup;
 mod limits;
 mod migrate_store;
 mod setup;
@@ -116,6 +117,17 @@ impl Application {
             metrics,
             authz: Arc::new(crate::http::oidc::AuthzState { csrf, id_keys }),
         };
+        if state.settings.oauth.token_cleanup.enable {
+            let archive = &state.settings.ledger.archive;
+            cleanup::Cleanup {
+                writer: state.writer.clone(),
+                readers: state.readers.clone(),
+                policy: state.settings.policy(),
+                keep: archive.keep_in_database.millis(),
+                interval: Duration::from_secs(archive.interval.0),
+            }
+            .spawn();
+        }
         Ok(Self { listener, local, tls, state, writer_thread, monitoring, _lock: lock })
     }
 

@@ -156,6 +156,18 @@ pub struct AuthenticationFailed {
     pub locked_until: Option<Millis>,
 }
 
+/// Token cleanup (WSO2's `[oauth.token_cleanup]`): rows that can no longer answer anything left
+/// the views. An access token whose refresh token (if any) also expired before `expired_before`,
+/// codes and login sessions that expired before it, and rotated refresh tokens rotated before
+/// `rotated_before` (chosen so that those refresh tokens had expired by then too, which keeps
+/// RFC 9700 reuse detection for every rotated token that could still be presented). The event
+/// carries the cutoffs, so a fold of the log removes exactly the same rows as the server did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiredPruned {
+    pub expired_before: Millis,
+    pub rotated_before: Millis,
+}
+
 /// Every event of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -178,6 +190,7 @@ pub enum Event {
     SessionEnded(SessionEnded),
     ConsentGiven(ConsentGiven),
     ConsentWithdrawn(ConsentWithdrawn),
+    ExpiredPruned(ExpiredPruned),
 }
 
 /// An event that could not be decoded from its stored form.
@@ -244,6 +257,7 @@ event_codec!(
     SessionEnded,
     ConsentGiven,
     ConsentWithdrawn,
+    ExpiredPruned,
 );
 
 /// An event on its way into the log, with the stream it belongs to.

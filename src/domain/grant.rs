@@ -5,8 +5,8 @@
 use uuid::Uuid;
 
 use super::events::{
-    Event, Millis, Pending, RefreshPart, RefreshTokenReplayed, RevokeReason, TokenIssued, TokenReturned,
-    TokenRevoked,
+    Event, ExpiredPruned, Millis, Pending, RefreshPart, RefreshTokenReplayed, RevokeReason, TokenIssued,
+    TokenReturned, TokenRevoked,
 };
 use super::types::{ClientId, Digest, GrantType, ScopeSet, Subject, TokenKey};
 
@@ -25,6 +25,16 @@ pub struct Policy {
     pub app_access_token_ms: Millis,
     pub refresh_token_ms: Millis,
     pub client_credentials_refresh_tokens: bool,
+}
+
+impl Policy {
+    /// Token cleanup's cutoffs at `now` for rows that expired more than `keep` ago. A rotated
+    /// refresh token expired at most `refresh_token_ms` after its rotation, so rotated rows
+    /// older than that extra margin can no longer be presented as anything but expired.
+    pub fn cleanup_cutoffs(&self, now: Millis, keep: Millis) -> ExpiredPruned {
+        let expired_before = now.saturating_sub(keep);
+        ExpiredPruned { expired_before, rotated_before: expired_before.saturating_sub(self.refresh_token_ms) }
+    }
 }
 
 /// The active token of a key, as the active-token view holds it.

@@ -85,4 +85,6 @@ pub trait ReadStore: Send + Sync {
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)>;
     /// Every archiving step recorded, oldest first (`super::steps`).
     fn archive_steps(&self) -> BResult<Vec<super::steps::ArchiveStep>>;
+    /// Whether token cleanup at these cutoffs would remove any row of the views.
+    fn prunable(&self, cutoffs: &crate::domain::events::ExpiredPruned) -> BResult<bool>;
 }

@@ -6,6 +6,7 @@
 
 #[path = "conformance/archive.rs"]
 mod archive;
+mod cleanup;
 #[path = "conformance/code_flow.rs"]
 mod code_flow;
 #[path = "conformance/props.rs"]
@@ -20,6 +21,7 @@ use archive::{
     dropping_verifies_then_keeps_only_the_step_as_the_chain_anchor,
     only_young_events_stay_and_deleting_them_by_hand_is_still_refused,
 };
+use cleanup::cleanup_removes_only_rows_that_expired_more_than_keep_ago_and_a_refold_agrees;
 use code_flow::{
     a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
     codes_sessions_and_consents_are_written_read_and_refolded,
@@ -371,4 +373,5 @@ conformance!(
     only_young_events_stay_and_deleting_them_by_hand_is_still_refused,
     a_step_that_does_not_continue_the_last_is_refused,
     a_removal_interrupted_after_the_step_was_recorded_is_completed_by_the_next_round,
+    cleanup_removes_only_rows_that_expired_more_than_keep_ago_and_a_refold_agrees,
 );

@@ -47,6 +47,9 @@ pub fn ops(stored: &StoredEvent, event: &Event) -> Vec<ViewOp> {
             }
         }
         Event::TokenReturned(_) | Event::RefreshTokenReplayed(_) | Event::AuthenticationFailed(_) => vec![],
+        Event::ExpiredPruned(p) => {
+            vec![ViewOp::PruneExpired { expired_before: p.expired_before, rotated_before: p.rotated_before }]
+        }
         _ => code_flow_ops(event),
     }
 }

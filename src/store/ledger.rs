@@ -70,7 +70,14 @@ pub enum Command {
     },
     /// The authorization code flow (src/store/authz_commands.rs).
     Authz(AuthzCommand),
+    /// Token cleanup: rows that expired more than `keep` ago leave the views (`ExpiredPruned`).
+    PruneExpired {
+        keep: Millis,
+    },
 }
+
+/// The stream of the token cleanup's events.
+pub const CLEANUP_STREAM: &str = "token-cleanup";
 
 /// A command with the request it came from.
 #[derive(Debug, Clone)]
@@ -396,6 +403,10 @@ fn execute(
             };
             let stream = user.map_or_else(|| format!("client-{}", failure.client_id), |u| user_stream(&u));
             (vec![Pending { stream, event: Event::AuthenticationFailed(failure) }], Ok(Reply::Done))
+        }
+        Command::PruneExpired { keep } => {
+            let event = Event::ExpiredPruned(cx.policy.cleanup_cutoffs(cx.now, keep));
+            (vec![Pending { stream: CLEANUP_STREAM.to_owned(), event }], Ok(Reply::Done))
         }
         Command::SetUserPassword { username, password_hash } => {
             let stream = user_stream(&username);

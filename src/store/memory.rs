@@ -31,10 +31,21 @@ pub struct TokenInfo {
 /// A change to apply once its transaction has committed.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Issued { token_id: Uuid, access: Digest, refresh: Option<Digest>, info: Arc<TokenInfo> },
-    Revoked { token_id: Uuid },
+    Issued {
+        token_id: Uuid,
+        access: Digest,
+        refresh: Option<Digest>,
+        info: Arc<TokenInfo>,
+    },
+    Revoked {
+        token_id: Uuid,
+    },
     ClientRegistered(Arc<ClientRecord>),
     ClientDeleted(ClientId),
+    /// Token cleanup: every token whose halves both expired before this instant leaves.
+    Pruned {
+        expired_before: Millis,
+    },
 }
 
 impl Change {
@@ -70,6 +81,7 @@ impl Change {
                 oauth: c.oauth.clone(),
             }))),
             Event::ClientDeleted(c) => Some(Change::ClientDeleted(c.client_id.clone())),
+            Event::ExpiredPruned(p) => Some(Change::Pruned { expired_before: p.expired_before }),
             _ => None,
         }
     }
@@ -210,6 +222,7 @@ impl MemoryView {
                     self.client_generation.fetch_add(1, Ordering::AcqRel);
                     clients.remove(&id);
                 }
+                Change::Pruned { expired_before } => tokens.prune(expired_before),
             }
         }
     }
@@ -222,5 +235,24 @@ impl Tokens {
         }
         self.by_digest.insert(access, (Half::Access, info));
         self.by_id.insert(token_id, (access, refresh));
+    }
+
+    /// Removes every token whose access and refresh halves both expired before `before`: the
+    /// same rows `ViewOp::PruneExpired` deletes from the SQL view.
+    fn prune(&mut self, before: Millis) {
+        let Self { by_digest, by_id } = self;
+        by_id.retain(|_, (access, refresh)| {
+            let expired = by_digest.get(access).is_none_or(|(_, info)| {
+                info.expires_at < before
+                    && info.refresh.is_none_or(|(_, refresh_expiry)| refresh_expiry < before)
+            });
+            if expired {
+                by_digest.remove(access);
+                if let Some(rd) = refresh {
+                    by_digest.remove(rd);
+                }
+            }
+            !expired
+        });
     }
 }

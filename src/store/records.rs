@@ -231,6 +231,13 @@ pub enum ViewOp {
     BurnCode {
         code_digest: [u8; 32],
     },
+    /// Token cleanup: remove every token whose access and refresh halves both expired before
+    /// `expired_before`, every code and login session expired before it, and every rotated
+    /// refresh token rotated before `rotated_before`.
+    PruneExpired {
+        expired_before: Ms,
+        rotated_before: Ms,
+    },
     /// Insert or replace a login session.
     PutSession(SessionRow),
     DeleteSession {

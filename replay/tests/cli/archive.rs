@@ -157,12 +157,21 @@ fn dropping_verifies_then_drops_and_the_live_log_still_verifies_from_the_recorde
     let again = server.client_credentials(&client, "a");
     assert_eq!(again.access_token, token.access_token);
     server.stop();
+    // On a loaded machine a later round may drop the hand-back too: the live log starts right
+    // after whatever the recorded steps dropped, and still verifies from there.
+    let dropped = stats(&d)["archive"]["dropped_events"].as_i64().expect("a count");
+    assert!(dropped >= 3, "{dropped}");
     let verdict = ledger_replay(&["verify", "--db", &d.db_arg(), "--json"]).expect(0).json();
     assert_eq!(verdict["intact"], true, "{verdict}");
-    assert_eq!(verdict["first_position"], 4, "after the dropped step, the hand-back: {verdict}");
+    if dropped == 3 {
+        assert_eq!(verdict["first_position"], 4, "after the dropped step, the hand-back: {verdict}");
+    } else {
+        assert_eq!(verdict["events"], 0, "everything was dropped: {verdict}");
+    }
     // A fold of the live log alone would lose the dropped state: rebuild refuses, saying why.
     let rebuild = ledger_replay(&["rebuild", "--db", &d.db_arg(), "--check"]).expect(2);
-    assert!(rebuild.stderr.contains("positions 1 to 3 were archived"), "{}", rebuild.stderr);
+    let said = format!("positions 1 to {dropped} were archived");
+    assert!(rebuild.stderr.contains(&said), "{}", rebuild.stderr);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 mod archive;
 mod audit;
+mod cleanup;
 mod errors;
 mod export;
 mod fixtures;

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use super::authz;
 use super::rows::{self, Conn};
 use super::PgOptions;
+use crate::domain::events::ExpiredPruned;
 use crate::store::backend::ReadStore;
 use crate::store::records::{
     BResult, BackendError, ClientRow, ConsentRow, SessionRow, StoredEvent, TokenRow, UserRow,
@@ -61,6 +62,12 @@ impl ReadStore for PgReads {
     fn read_after(&self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
         self.with(|c| rows::read_after(c, after, limit))
     }
+    fn prunable(&self, cutoffs: &ExpiredPruned) -> BResult<bool> {
+        self.with(|c| {
+            let row = c.query_opt(PRUNABLE, &[&cutoffs.expired_before, &cutoffs.rotated_before])?;
+            Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(false))
+        })
+    }
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)> {
         self.with(|c| {
             c.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
@@ -75,3 +82,11 @@ impl ReadStore for PgReads {
         self.with(super::archive::steps)
     }
 }
+
+/// Whether token cleanup has anything to remove (`ViewOp::PruneExpired`'s rows), read off the
+/// writer's connection so the check never holds up a commit.
+const PRUNABLE: &str = "SELECT EXISTS (SELECT 1 FROM active_tokens
+        WHERE expires_at < $1 AND COALESCE(refresh_expires_at, 0) < $1)
+    OR EXISTS (SELECT 1 FROM rotated_refresh_tokens WHERE rotated_at < $2)
+    OR EXISTS (SELECT 1 FROM authorization_codes WHERE expires_at < $1)
+    OR EXISTS (SELECT 1 FROM login_sessions WHERE expires_at < $1)";

@@ -341,6 +341,16 @@ pub fn project(c: &mut Conn, op: &ViewOp) -> BResult<()> {
         ViewOp::DeleteToken { token_id } => {
             c.execute("DELETE FROM active_tokens WHERE token_id = $1", &[&token_id.to_string()])?;
         }
+        ViewOp::PruneExpired { expired_before, rotated_before } => {
+            // A token stays while either half can still be used (the refresh grant needs it).
+            c.execute(
+                "DELETE FROM active_tokens WHERE expires_at < $1 AND COALESCE(refresh_expires_at, 0) < $1",
+                &[expired_before],
+            )?;
+            c.execute("DELETE FROM rotated_refresh_tokens WHERE rotated_at < $1", &[rotated_before])?;
+            c.execute("DELETE FROM authorization_codes WHERE expires_at < $1", &[expired_before])?;
+            c.execute("DELETE FROM login_sessions WHERE expires_at < $1", &[expired_before])?;
+        }
         code_flow => super::authz::project(c, code_flow)?,
     }
     Ok(())

@@ -87,6 +87,19 @@ pub fn apply(conn: &Connection, op: &ViewOp) -> BResult<()> {
             conn.prepare_cached("DELETE FROM active_tokens WHERE token_id = ?1")?
                 .execute([token_id.to_string()])?;
         }
+        ViewOp::PruneExpired { expired_before, rotated_before } => {
+            // A token stays while either half can still be used (the refresh grant needs it).
+            conn.prepare_cached(
+                "DELETE FROM active_tokens WHERE expires_at < ?1 AND COALESCE(refresh_expires_at, 0) < ?1",
+            )?
+            .execute([expired_before])?;
+            conn.prepare_cached("DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?1")?
+                .execute([rotated_before])?;
+            conn.prepare_cached("DELETE FROM authorization_codes WHERE expires_at < ?1")?
+                .execute([expired_before])?;
+            conn.prepare_cached("DELETE FROM login_sessions WHERE expires_at < ?1")?
+                .execute([expired_before])?;
+        }
         code_flow => super::authz::apply(conn, code_flow)?,
     }
     Ok(())

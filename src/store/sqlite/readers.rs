@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 
 use super::{authz, log, open_reader, projection, views};
+use crate::domain::events::ExpiredPruned;
 use crate::store::backend::ReadStore;
 use crate::store::records::{BResult, ClientRow, ConsentRow, SessionRow, StoredEvent, TokenRow, UserRow};
 
@@ -60,6 +61,12 @@ impl ReadStore for SqliteReads {
     fn read_after(&self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
         self.with(|c| log::read_after(c, after, limit))
     }
+    fn prunable(&self, cutoffs: &ExpiredPruned) -> BResult<bool> {
+        self.with(|c| {
+            Ok(c.prepare_cached(PRUNABLE)?
+                .query_row([cutoffs.expired_before, cutoffs.rotated_before], |r| r.get(0))?)
+        })
+    }
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)> {
         self.with(|c| {
             c.execute_batch("BEGIN")?;
@@ -72,3 +79,11 @@ impl ReadStore for SqliteReads {
         self.with(super::archive::steps)
     }
 }
+
+/// Whether token cleanup has anything to remove (`ViewOp::PruneExpired`'s rows), read off the
+/// writer's connection so the check never holds up a commit.
+const PRUNABLE: &str = "SELECT EXISTS (SELECT 1 FROM active_tokens
+        WHERE expires_at < ?1 AND COALESCE(refresh_expires_at, 0) < ?1)
+    OR EXISTS (SELECT 1 FROM rotated_refresh_tokens WHERE rotated_at < ?2)
+    OR EXISTS (SELECT 1 FROM authorization_codes WHERE expires_at < ?1)
+    OR EXISTS (SELECT 1 FROM login_sessions WHERE expires_at < ?1)";

@@ -115,6 +115,7 @@ impl Application {
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
             metrics,
             authz: Arc::new(crate::http::oidc::AuthzState { csrf, id_keys }),
+            admin: Arc::default(),
         };
         Ok(Self { listener, local, tls, state, writer_thread, monitoring, _lock: lock })
     }

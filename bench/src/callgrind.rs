@@ -81,12 +81,12 @@ pub fn count(
     measured
 }
 
+/// A deployment, the connection's request sequence, and the population kept alive meanwhile.
+type Prepared = (Deployment, Box<dyn Conn>, Option<Population>);
+
 /// A fresh deployment for `target` and the connection's request sequence.
-fn prepare(
-    target: Target,
-    binary: &Path,
-) -> Result<(Deployment, Box<dyn Conn>, Option<Population>), BenchError> {
-    let same = |renew: bool| -> Result<(Deployment, Box<dyn Conn>, Option<Population>), BenchError> {
+fn prepare(target: Target, binary: &Path) -> Result<Prepared, BenchError> {
+    let same = |renew: bool| -> Result<Prepared, BenchError> {
         let d = Deployment::new(Flags { renew, ..Flags::default() })?;
         let client = d.register_client(binary, "callgrind")?;
         let conn = SameKey {

@@ -108,8 +108,6 @@ impl JwtSigner for EdDsaSigner {
 
 #[cfg(test)]
 mod tests {
-    use signature::{Signer as _, Verifier as _};
-
     use super::*;
     use crate::tokens::keys::{KeyStore, SigningAlgorithm};
 

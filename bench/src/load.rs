@@ -20,8 +20,8 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
-use crate::procfs;
 use crate::BenchError;
+use crate::{procfs, wire};
 
 /// Most reconnections one connection makes after transport errors before it gives up.
 const MAX_RECONNECTS: u32 = 20;
@@ -84,6 +84,18 @@ pub struct Plan {
     pub request_timeout: Duration,
     /// Cleartext HTTP/2 (prior knowledge) instead of HTTP/1.1 for the load connections.
     pub http2: bool,
+    /// The HTTP/1.1 client of the load connections.
+    pub client: Client,
+}
+
+/// Which HTTP/1.1 client drives the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Client {
+    /// Requests written and answers framed by hand (`wire.rs`): a third of hyper's CPU per
+    /// request, so more of the two cores is left to the server.
+    Raw,
+    /// hyper's `client::conn::http1` (the generator of the figures before issue 11).
+    Hyper,
 }
 
 /// Figures of one kind of request inside the window.
@@ -225,6 +237,7 @@ struct Clock {
     deadline: Instant,
     timeout: Duration,
     http2: bool,
+    raw: bool,
 }
 
 /// What a run drives: one or more server processes (the nodes of one deployment), and the
@@ -272,6 +285,7 @@ pub fn run_spread(
             deadline: began + plan.warmup + plan.measure,
             timeout: plan.request_timeout,
             http2: plan.http2,
+            raw: !plan.http2 && plan.client == Client::Raw,
         };
         let tasks: Vec<_> = conns
             .into_iter()
@@ -357,15 +371,19 @@ where
     Ok(sender)
 }
 
-/// A load connection of either protocol.
+/// A load connection of either protocol, or the hand-written HTTP/1.1 client.
 enum Sender {
     H1(SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
+    Raw(RawConn),
 }
 
 impl Sender {
-    async fn open(addr: SocketAddr, http2: bool) -> Result<Self, BenchError> {
-        if !http2 {
+    async fn open(addr: SocketAddr, clock: &Clock) -> Result<Self, BenchError> {
+        if clock.raw {
+            return Ok(Self::Raw(RawConn::open(addr).await?));
+        }
+        if !clock.http2 {
             return Ok(Self::H1(connect(addr).await?));
         }
         let stream =
@@ -389,6 +407,7 @@ impl Sender {
                 s.ready().await?;
                 s.send_request(req).await?
             }
+            Self::Raw(_) => unreachable!("raw connections exchange through RawConn::exchange"),
         };
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
@@ -414,7 +433,7 @@ async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clo
     let mut result = ConnResult::default();
     let mut reconnects = 0;
     'connection: while Instant::now() < clock.deadline && reconnects <= MAX_RECONNECTS {
-        let mut sender = match Sender::open(addr, clock.http2).await {
+        let mut sender = match Sender::open(addr, &clock).await {
             Ok(s) => s,
             Err(_) => {
                 result.transport_errors += 1;
@@ -467,6 +486,14 @@ async fn drive(addr: SocketAddr, host: HeaderValue, mut conn: Box<dyn Conn>, clo
 }
 
 async fn send(sender: &mut Sender, host: &HeaderValue, planned: Planned, clock: Clock) -> Sent {
+    if let Sender::Raw(raw) = sender {
+        let request = wire::request(host.to_str().unwrap_or("127.0.0.1"), &planned);
+        return match tokio::time::timeout(clock.timeout, raw.exchange(&request)).await {
+            Ok(Ok((status, body))) => Sent::Answered(status, body),
+            Ok(Err(_)) => Sent::Failed,
+            Err(_) => Sent::TimedOut,
+        };
+    }
     // HTTP/2 carries the scheme and authority as pseudo-headers: it needs an absolute URI.
     let uri = if clock.http2 {
         format!("http://{}{}", host.to_str().unwrap_or("127.0.0.1"), planned.path)
@@ -485,5 +512,54 @@ async fn send(sender: &mut Sender, host: &HeaderValue, planned: Planned, clock: 
         Ok(Ok((status, body))) => Sent::Answered(status, body),
         Ok(Err(_)) => Sent::Failed,
         Err(_) => Sent::TimedOut,
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection without a client library: the request is one write, the
+/// answer is read until its `Content-Length` is in.
+struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    async fn open(addr: SocketAddr) -> Result<Self, BenchError> {
+        let stream =
+            TcpStream::connect(addr).await.map_err(|source| BenchError::io("cannot connect", source))?;
+        stream.set_nodelay(true).map_err(|source| BenchError::io("cannot set TCP_NODELAY", source))?;
+        Ok(Self { stream, buf: Vec::with_capacity(2048) })
+    }
+
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<(StatusCode, Bytes)> {
+        let mut written = 0;
+        while written < request.len() {
+            self.stream.writable().await?;
+            match self.stream.try_write(&request[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match wire::head(&self.buf) {
+                Ok(h) if self.buf.len() >= h.head_len + h.body_len => {
+                    let body = Bytes::copy_from_slice(&self.buf[h.head_len..h.head_len + h.body_len]);
+                    return Ok((h.status, body));
+                }
+                Ok(_) | Err(wire::Unframed::Incomplete) => {}
+                Err(wire::Unframed::Malformed) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "a malformed answer"));
+                }
+            }
+            self.stream.readable().await?;
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 mod bare;
+mod callgrind;
 mod child;
+mod compare;
 mod deployment;
 mod http_population;
 mod load;
@@ -22,13 +24,14 @@ mod probes;
 mod procfs;
 mod report;
 mod scenarios;
+mod wire;
 mod workloads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
 
 use crate::deployment::ServerRun;
 use crate::load::Plan;
@@ -117,18 +120,37 @@ struct Cli {
     /// The token-ledger binary (default: the one beside ledger-bench, built if missing).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// The load generator's HTTP/1.1 client: `raw` (hand-written, the lightest) or `hyper`.
+    #[arg(long, value_enum, default_value_t = load::Client::Raw)]
+    client: load::Client,
     /// Skip the bare axum baseline.
     #[arg(long)]
     no_baseline: bool,
-    /// `nodes`: interleaved rounds; each cell reports its best (1–20).
+    /// `nodes`, `compare`: interleaved rounds; each cell reports its best (1–20).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=20))]
     rounds: u8,
     /// `nodes`: servers on the one PostgreSQL database of the several-nodes target (2–8).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=8))]
     nodes: u8,
-    /// `nodes`: an older token-ledger binary, measured on SQLite beside this one (before/after).
+    /// `nodes`, `compare`: an older token-ledger binary, measured beside this one (before/after).
     #[arg(long)]
     before_bin: Option<PathBuf>,
+    /// `compare`: the scenarios, comma-separated (default: cc-new, cc-renew, cc-same,
+    /// introspect, introspect-jwt, mixed).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// `callgrind`: what the counted requests do.
+    #[arg(long = "scenario", id = "callgrind_scenario", value_enum, default_value_t = callgrind::Target::Introspect)]
+    target: callgrind::Target,
+    /// `callgrind`: requests counted, after the warm-up (1–100,000).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    requests: u32,
+    /// `callgrind`: requests before the counters are zeroed.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    warmup_requests: u32,
+    /// `callgrind`: where the dumps go (default: a new folder under the system's temp folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -174,9 +196,13 @@ fn run(cli: Cli) -> Result<(), BenchError> {
         measure: Duration::from_secs(cli.seconds.into()),
         request_timeout: Duration::from_secs(30),
         http2: false,
+        client: cli.client,
     };
     if cli.scenario == Scenario::Nodes {
         return run_nodes(&cli, server, plan);
+    }
+    if cli.scenario == Scenario::Callgrind {
+        return run_callgrind(&cli, &server);
     }
     let mut bench = Bench::new(
         cli.connections.into(),
@@ -189,6 +215,20 @@ fn run(cli: Cli) -> Result<(), BenchError> {
     );
     bench.callgrind = cli.callgrind.is_some();
     bench.perf_record = cli.perf_record;
+    if cli.scenario == Scenario::Compare {
+        let before = cli.before_bin.clone().ok_or(BenchError::Unexpected("compare needs --before-bin"))?;
+        let binaries = [("before".to_owned(), before), ("after".to_owned(), bench.server.binary.clone())];
+        let scenarios =
+            if cli.scenarios.is_empty() { compare::DEFAULT.to_vec() } else { cli.scenarios.clone() };
+        println!(
+            "ledger-bench compare · {} rounds · {} connections · before {} · after {}",
+            cli.rounds,
+            cli.connections,
+            binaries[0].1.display(),
+            binaries[1].1.display()
+        );
+        return compare::run(&mut bench, &binaries, &scenarios, cli.rounds.into());
+    }
     println!(
         "ledger-bench · server {} · {} cores",
         bench.server.binary.display(),
@@ -202,6 +242,30 @@ fn run(cli: Cli) -> Result<(), BenchError> {
     if bench.results.len() > 1 {
         println!("\n{}", report::summary(&bench.results));
     }
+    Ok(())
+}
+
+/// `ledger-bench callgrind`: one instruction count, printed per request.
+fn run_callgrind(cli: &Cli, server: &ServerRun) -> Result<(), BenchError> {
+    let out = match &cli.out {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("ledger-callgrind-{}", std::process::id())),
+    };
+    let target = cli.target.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned());
+    println!(
+        "ledger-bench callgrind · server {} · {target} · {} warm-up requests, then {} counted on one keep-alive connection",
+        server.binary.display(),
+        cli.warmup_requests,
+        cli.requests
+    );
+    let counted = callgrind::count(cli.target, server, &out, cli.warmup_requests, cli.requests)?;
+    println!(
+        "  instructions   {} in {} requests · {:.0} per request (whole process, all threads)",
+        counted.instructions,
+        counted.requests,
+        counted.instructions as f64 / f64::from(counted.requests)
+    );
+    println!("  dump           {}", counted.dump.display());
     Ok(())
 }
 

@@ -48,6 +48,12 @@ pub enum Scenario {
     /// several nodes on one PostgreSQL database (and `--before-bin` on SQLite), interleaved
     /// rounds in one run (issue 13). Not part of `all`.
     Nodes,
+    /// Instructions per request under callgrind, one keep-alive connection (`--scenario`,
+    /// `--requests`). Not part of `all`.
+    Callgrind,
+    /// Two server binaries (`--before-bin` and this one) on the same scenarios, interleaved
+    /// rounds with bare axum in each (`--rounds`, `--scenarios`). Not part of `all`.
+    Compare,
     /// Only the population (in this process: for profiling the write path without HTTP).
     #[value(hide = true)]
     Populate,
@@ -84,6 +90,8 @@ impl Scenario {
             Self::Startup => "startup",
             Self::All => "all",
             Self::Nodes => "nodes",
+            Self::Callgrind => "callgrind",
+            Self::Compare => "compare",
             Self::Populate => "populate",
             Self::BareAxum => "bare-axum",
         }
@@ -102,6 +110,8 @@ pub struct Bench {
     pub callgrind: bool,
     /// `perf record` the server during the window into this file (per scenario: `FILE.NAME`).
     pub perf_record: Option<std::path::PathBuf>,
+    /// `introspect` without its HTTP/2 measurement.
+    pub skip_h2: bool,
     pub server: ServerRun,
     pub baseline: Option<f64>,
     population: Option<Population>,
@@ -130,6 +140,7 @@ impl Bench {
             syncs,
             callgrind: false,
             perf_record: None,
+            skip_h2: false,
             server,
             baseline: None,
             jwt_population: None,
@@ -202,6 +213,8 @@ impl Bench {
             Scenario::Startup => self.startup(),
             Scenario::All => Scenario::EVERY.iter().try_for_each(|s| self.run(*s)),
             Scenario::Nodes => Err(BenchError::Unexpected("`nodes` runs through crate::nodes, not a Bench")),
+            Scenario::Callgrind => Err(BenchError::Unexpected("`callgrind` runs through crate::callgrind")),
+            Scenario::Compare => Err(BenchError::Unexpected("`compare` runs through crate::compare")),
             Scenario::Populate => self.population(false).map(|_| ()),
             Scenario::BareAxum => bare::serve(),
         }
@@ -371,6 +384,9 @@ impl Bench {
         };
         let (http1, http2) = (conns(1), conns(1_000_001));
         self.measure("introspect", &server, http1)?;
+        if self.skip_h2 {
+            return self.finish_running(&d, server);
+        }
         self.header(
             "introspect-h2",
             "the same over cleartext HTTP/2 (prior knowledge), one stream per connection",

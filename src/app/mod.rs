@@ -116,6 +116,7 @@ impl Application {
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_limit())),
             metrics,
             authz: Arc::new(crate::http::oidc::AuthzState { csrf, id_keys }),
+            admin: Arc::default(),
         };
         if state.settings.oauth.token_cleanup.enable {
             let archive = &state.settings.ledger.archive;

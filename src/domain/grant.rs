@@ -135,10 +135,18 @@ impl Renewal {
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
     pub key: TokenKey,
+    /// `key.stream()`, computed once (a SHA-256 and its hex) for the lookup and the events.
+    pub stream: String,
     pub grant_type: GrantType,
     /// The client may use the refresh_token grant.
     pub client_allows_refresh: bool,
     pub renewal: Renewal,
+}
+
+impl IssueRequest {
+    pub fn new(key: TokenKey, grant_type: GrantType, client_allows_refresh: bool, renewal: Renewal) -> Self {
+        Self { stream: key.stream(), key, grant_type, client_allows_refresh, renewal }
+    }
 }
 
 /// What the caller gets.
@@ -256,7 +264,7 @@ pub fn decide_issue(
         sealed_access: fresh.sealed_access.clone(),
         refresh,
     };
-    events.push(Pending { stream: req.key.stream(), event: Event::TokenIssued(issued.clone()) });
+    events.push(Pending { stream: req.stream.clone(), event: Event::TokenIssued(issued.clone()) });
     Ok(Decision { events, outcome: Ok(Outcome::Issued(issued)) })
 }
 

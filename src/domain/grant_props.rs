@@ -264,8 +264,8 @@ impl World {
             Subject::User(_) => GrantType::Password,
         };
         let key = TokenKey { client, subject, scopes };
-        let current = self.views.active.get(&key.stream()).cloned();
-        let req = IssueRequest { key, grant_type, client_allows_refresh: true, renewal };
+        let req = IssueRequest::new(key, grant_type, true, renewal);
+        let current = self.views.active.get(&req.stream).cloned();
         let mut mint = Counter { minted: &mut self.minted, keep_access: renewal == Renewal::Off };
         let d = decide_issue(current.as_ref(), &req, &mut mint, &self.policy, self.now)
             .expect("the counter never fails to mint");

@@ -35,16 +35,12 @@ impl Mint for Fixed {
 }
 
 fn user_request(scopes: &str) -> IssueRequest {
-    IssueRequest {
-        key: TokenKey {
-            client: ClientId::parse("client-1").unwrap(),
-            subject: Subject::User(Username::parse("admin").unwrap()),
-            scopes: ScopeSet::parse(scopes).unwrap(),
-        },
-        grant_type: GrantType::Password,
-        client_allows_refresh: true,
-        renewal: Renewal::Off,
-    }
+    let key = TokenKey {
+        client: ClientId::parse("client-1").unwrap(),
+        subject: Subject::User(Username::parse("admin").unwrap()),
+        scopes: ScopeSet::parse(scopes).unwrap(),
+    };
+    IssueRequest::new(key, GrantType::Password, true, Renewal::Off)
 }
 
 /// Applies a decision's TokenIssued to the key state, as the projection would.

@@ -1,12 +1,13 @@
 //! Client authentication (`client_secret_basic`, `client_secret_post`) and the introspection
 //! caller (super admin or a client), over HTTP Basic per RFC 6749 section 2.3.1.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use percent_encoding::percent_decode_str;
+use subtle::ConstantTimeEq as _;
 
 use super::error::ApiError;
 use super::form::OAuthForm;
@@ -157,12 +158,10 @@ pub async fn introspection_caller(
     ctx: &RequestContext,
     headers: &HeaderMap,
 ) -> Result<Caller, ApiError> {
-    let presented =
-        basic(headers)?.ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
-    if is_super_admin(app, &presented) {
-        return Ok(Caller::SuperAdmin);
+    match app.admin.check(app, headers)? {
+        None => Ok(Caller::SuperAdmin),
+        Some(presented) => Ok(Caller::Client(authenticate(app, ctx, presented).await?.client_id.clone())),
     }
-    Ok(Caller::Client(authenticate(app, ctx, presented).await?.client_id.clone()))
 }
 
 /// Only the super admin may manage clients.
@@ -176,8 +175,52 @@ pub fn require_super_admin(app: &AppState, headers: &HeaderMap) -> Result<(), Ap
     }
 }
 
+/// The super admin's check, done once: the digests of the configured username and password,
+/// and the digest of the last `Authorization` header that proved to be the super admin's. Only
+/// digests are kept, never a plaintext. The credentials come from `deployment.toml` and change
+/// only with a restart, which builds a new `AppState` and so a new, empty cache.
+#[derive(Default)]
+pub struct AdminCheck {
+    configured: OnceLock<(Digest, Digest)>,
+    accepted: RwLock<Option<Digest>>,
+}
+
+impl AdminCheck {
+    /// `None` when the request carries the super admin's credentials, else the credentials
+    /// presented: one digest of the header for a header seen before, else the full check (both
+    /// parts always compared, in constant time).
+    fn check(&self, app: &AppState, headers: &HeaderMap) -> Result<Option<Presented>, ApiError> {
+        let header = headers.get(header::AUTHORIZATION).map(|v| Digest::of(v.as_bytes()));
+        if let (Some(seen), Some(known)) = (header, *self.accepted.read().unwrap_or_else(|p| p.into_inner()))
+        {
+            if bool::from(seen.0.ct_eq(&known.0)) {
+                return Ok(None);
+            }
+        }
+        let presented =
+            basic(headers)?.ok_or_else(|| ApiError::InvalidClient("authentication is required".into()))?;
+        let is_admin = self.matches(app, &presented);
+        if !is_admin {
+            return Ok(Some(presented));
+        }
+        if let Some(seen) = header {
+            *self.accepted.write().unwrap_or_else(|p| p.into_inner()) = Some(seen);
+        }
+        Ok(None)
+    }
+
+    fn matches(&self, app: &AppState, presented: &Presented) -> bool {
+        let (username, password) = self.configured.get_or_init(|| {
+            let admin = &app.settings.super_admin;
+            (Digest::of(admin.username.as_bytes()), Digest::of(admin.password.as_bytes()))
+        });
+        let id = Digest::of(presented.id.as_bytes()).0.ct_eq(&username.0);
+        let secret = Digest::of(presented.secret.as_bytes()).0.ct_eq(&password.0);
+        (id & secret).into()
+    }
+}
+
 /// Both parts compared in constant time, and both always compared.
 fn is_super_admin(app: &AppState, presented: &Presented) -> bool {
-    let admin = &app.settings.super_admin;
-    crypto::same_text(&presented.id, &admin.username) & crypto::same_text(&presented.secret, &admin.password)
+    app.admin.matches(app, presented)
 }

@@ -1,8 +1,6 @@
 //! `application/x-www-form-urlencoded` request bodies, strictly: a size limit, UTF-8 only, and
 //! every parameter at most once (RFC 6749 section 3.2).
 
-use std::collections::HashSet;
-
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use percent_encoding::percent_decode;
@@ -23,8 +21,7 @@ pub struct OAuthForm {
 impl OAuthForm {
     /// Parses a body; repeated parameters are refused as RFC 6749 section 3.2 requires.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let mut pairs = Vec::new();
-        let mut seen = HashSet::new();
+        let mut pairs: Vec<(String, String)> = Vec::new();
         for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             if pairs.len() == MAX_PARAMS {
                 return Err(ApiError::invalid_request("too many parameters"));
@@ -34,7 +31,8 @@ impl OAuthForm {
                 None => (part, &b""[..]),
             };
             let (name, value) = (decode(name)?, decode(value)?);
-            if !seen.insert(name.clone()) {
+            // At most MAX_PARAMS names: a scan costs less than hashing each one.
+            if pairs.iter().any(|(seen, _)| *seen == name) {
                 return Err(ApiError::invalid_request("Invalid request with repeated parameters."));
             }
             pairs.push((name, value));
@@ -58,9 +56,14 @@ impl OAuthForm {
 }
 
 fn decode(raw: &[u8]) -> Result<String, ApiError> {
+    let not_utf8 = || ApiError::invalid_request("the request body is not valid UTF-8");
+    if !raw.iter().any(|b| *b == b'+' || *b == b'%') {
+        // Nothing escaped (token values, grant types): one copy.
+        return String::from_utf8(raw.to_vec()).map_err(|_| not_utf8());
+    }
     let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
-    String::from_utf8(bytes).map_err(|_| ApiError::invalid_request("the request body is not valid UTF-8"))
+    String::from_utf8(bytes).map_err(|_| not_utf8())
 }
 
 /// Parameters that must never travel in a URL (WSO2: "Invalid request with sensitive data in
@@ -133,6 +136,11 @@ mod tests {
     fn repeated_parameters_and_bad_utf8_are_invalid_requests() {
         assert!(matches!(OAuthForm::parse(b"a=1&a=2"), Err(ApiError::InvalidRequest(_))));
         assert!(matches!(OAuthForm::parse(b"a=%ff%fe"), Err(ApiError::InvalidRequest(_))));
+        assert!(matches!(OAuthForm::parse(b"a=\xff"), Err(ApiError::InvalidRequest(_))), "raw, unescaped");
+        assert!(
+            matches!(OAuthForm::parse(b"a=1&%61=2"), Err(ApiError::InvalidRequest(_))),
+            "same name escaped"
+        );
         let many: Vec<String> = (0..100).map(|i| format!("p{i}=1")).collect();
         assert!(matches!(OAuthForm::parse(many.join("&").as_bytes()), Err(ApiError::InvalidRequest(_))));
     }

@@ -63,6 +63,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The code flow's CSRF key and ID-token keys.
     pub authz: Arc<oidc::AuthzState>,
+    /// The super admin's credentials, checked once per distinct header (digests only).
+    pub admin: Arc<auth::AdminCheck>,
 }
 
 impl AppState {

@@ -133,10 +133,9 @@ fn redeem(
         return Err(StoreError::Mint("a code that proceeds is a known code".into()));
     };
     let (generator, renewal) = generator_of(cx, &client);
-    let current = views::active_by_stream(store, &key.stream())?;
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
-    let issue =
-        IssueRequest { key, grant_type: GrantType::AuthorizationCode, client_allows_refresh, renewal };
+    let issue = IssueRequest::new(key, GrantType::AuthorizationCode, client_allows_refresh, renewal);
+    let current = views::active_by_stream(store, &issue.stream)?;
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
     let d = decide_issue(current.as_ref(), &issue, &mut mint, cx.policy, cx.now)
         .map_err(|e| StoreError::Mint(e.0))?;

@@ -62,6 +62,12 @@ pub trait WriteStore: ViewReads + Send {
     fn hash_at(&mut self, position: i64) -> BResult<Option<Vec<u8>>>;
     /// Work a backend does when the writer stops (SQLite: a final WAL checkpoint).
     fn close(&mut self) {}
+    /// Inside a transaction `begin` opened: whether no other connection has committed since
+    /// this connection's previous transaction, so what the caller remembers of the views is
+    /// still true. `false` when the backend cannot tell (the caller reads again).
+    fn unchanged_by_others(&self) -> bool {
+        false
+    }
 }
 
 /// The read side: shared by request handlers, used from blocking threads. Each call takes a

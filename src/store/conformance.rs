@@ -293,6 +293,24 @@ fn concurrent_writers_keep_one_chain_and_one_active_token_per_key(kind: Kind) {
     assert_eq!(log::verify_since_anchor(store.as_mut()).unwrap(), Ok(46));
 }
 
+/// Writers taking turns (the server's writer and a CLI command): each batch continues the chain
+/// the other one committed, although a writer remembers its own tail between batches.
+fn writers_taking_turns_continue_each_others_chain(kind: Kind) {
+    let Some(s) = Store::new(kind) else { return };
+    let (mut a, mut b) = (s.ledger(), s.ledger());
+    let client = register(&mut a);
+    for round in 0..4 {
+        granted(a.execute(envelope(issue(&client, &format!("a{round}")))));
+        granted(a.execute(envelope(issue(&client, &format!("a{round}x")))));
+        granted(b.execute(envelope(issue(&client, &format!("b{round}")))));
+    }
+    let events = all_events(s.reader().as_ref());
+    assert_eq!(events.len(), 1 + 12);
+    assert_one_chain(&events);
+    let mut store = s.writer();
+    assert_eq!(log::verify_since_anchor(store.as_mut()).unwrap(), Ok(13));
+}
+
 /// A node's memory view that another writer appended behind catches up from the log by
 /// position, revocations included.
 fn a_follower_applies_what_another_writer_appended(kind: Kind) {
@@ -363,6 +381,7 @@ conformance!(
     a_duplicate_stream_version_is_a_typed_conflict,
     the_memory_view_stays_equal_to_the_sql_view_through_issues_refreshes_and_revocations,
     concurrent_writers_keep_one_chain_and_one_active_token_per_key,
+    writers_taking_turns_continue_each_others_chain,
     a_follower_applies_what_another_writer_appended,
     the_log_refuses_update_and_delete,
     an_unreachable_database_is_unavailable_not_an_internal_error,

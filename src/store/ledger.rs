@@ -141,6 +141,36 @@ pub struct Ledger {
     /// process is the only writer.
     follower: Option<Arc<super::follow::Follower>>,
     clock: super::clock::Clock,
+    /// The clients this writer read, kept while nobody else writes (see `ClientCache`).
+    clients: ClientCache,
+}
+
+/// The writer's clients, read once through the store and then kept: a token command needs its
+/// client under the write lock (a deletion committed just before must refuse it), and reading
+/// it through SQL cost a twentieth of a `cc-new`. An entry is only as good as the transaction
+/// it was read in, so the cache is emptied whenever that may no longer hold: another connection
+/// committed (`WriteStore::unchanged_by_others`), a command or batch was rolled back, or a
+/// command of this writer appended a client event.
+#[derive(Default)]
+struct ClientCache(std::cell::RefCell<std::collections::HashMap<ClientId, Option<Arc<ClientRecord>>>>);
+
+impl ClientCache {
+    fn get(
+        &self,
+        store: &mut dyn WriteStore,
+        id: &ClientId,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        if let Some(known) = self.0.borrow().get(id) {
+            return Ok(known.clone());
+        }
+        let read = views::client(store, id)?.map(Arc::new);
+        self.0.borrow_mut().insert(id.clone(), read.clone());
+        Ok(read)
+    }
+
+    fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
 }
 
 /// The wall clock in milliseconds.
@@ -151,7 +181,16 @@ pub fn system_clock() -> Millis {
 impl Ledger {
     pub fn new(store: Box<dyn WriteStore>, sealer: Sealer, policy: Policy, generators: Generators) -> Self {
         let clock = super::clock::wall_clock();
-        Self { store, sealer, policy, generators, memory: None, follower: None, clock }
+        Self {
+            store,
+            sealer,
+            policy,
+            generators,
+            memory: None,
+            follower: None,
+            clock,
+            clients: ClientCache::default(),
+        }
     }
 
     /// Takes "now" from `clock` instead of the wall clock (`store::clock::SimulatedClock`): the
@@ -206,14 +245,22 @@ impl Ledger {
     fn try_batch(&mut self, batch: Vec<Envelope>) -> Result<Vec<CommandResult>, BackendError> {
         // Loaded once inside the write lock: nobody else can append until the commit.
         let mut tail = self.store.begin()?;
+        if !self.store.unchanged_by_others() {
+            self.clients.clear();
+        }
         let start = tail.position;
         let count = batch.len();
         let mut results = Vec::with_capacity(count);
         let mut changes = Vec::new();
         for envelope in batch {
             let now = (self.clock)();
-            let cx =
-                Context { sealer: &self.sealer, policy: &self.policy, generators: &self.generators, now };
+            let cx = Context {
+                sealer: &self.sealer,
+                policy: &self.policy,
+                generators: &self.generators,
+                now,
+                clients: &self.clients,
+            };
             let mut own = Vec::new();
             let before = tail.clone();
             let store = self.store.as_mut();
@@ -223,17 +270,24 @@ impl Ledger {
                 // this batch may be committed.
                 Err(e) => {
                     self.store.rollback();
+                    self.clients.clear();
                     return Err(e);
                 }
             };
             if let Err(e) = retry_of(&result) {
                 // A serialization failure inside a command dooms the whole transaction.
                 self.store.rollback();
+                self.clients.clear();
                 return Err(e);
             }
             if result.is_ok() {
+                if own.iter().any(|c| matches!(c, Change::ClientRegistered(_) | Change::ClientDeleted(_))) {
+                    self.clients.clear();
+                }
                 changes.append(&mut own);
             } else {
+                // Rolled back to the savepoint: what the command read may have been its own.
+                self.clients.clear();
                 tail = before;
             }
             results.push(result);
@@ -241,6 +295,7 @@ impl Ledger {
         let moved = (tail.position > start).then_some(&tail);
         if let Err(e) = self.store.commit(moved) {
             self.store.rollback();
+            self.clients.clear();
             return Err(e);
         }
         debug_assert_eq!(results.len(), count);
@@ -344,6 +399,7 @@ pub(super) struct Context<'a> {
     pub(super) policy: &'a Policy,
     pub(super) generators: &'a Generators,
     pub(super) now: Millis,
+    clients: &'a ClientCache,
 }
 
 /// Events to commit and the reply to give.
@@ -437,13 +493,13 @@ fn issue(
     key: TokenKey,
     grant_type: GrantType,
 ) -> Result<Option<Answer>, StoreError> {
-    let Some(client) = views::client(store, &key.client)? else {
+    let Some(client) = cx.clients.get(store, &key.client)? else {
         return Ok(None);
     };
     let (generator, renewal) = generator_of(cx, &client);
-    let current = views::active_by_stream(store, &key.stream())?;
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
-    let req = IssueRequest { key, grant_type, client_allows_refresh, renewal };
+    let req = IssueRequest::new(key, grant_type, client_allows_refresh, renewal);
+    let current = views::active_by_stream(store, &req.stream)?;
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
     let d = decide_issue(current.as_ref(), &req, &mut mint, cx.policy, cx.now)
         .map_err(|e| StoreError::Mint(e.0))?;
@@ -457,7 +513,7 @@ fn refresh(
     refresh_digest: Digest,
     scopes: Option<ScopeSet>,
 ) -> Result<Option<Answer>, StoreError> {
-    let Some(client) = views::client(store, &client_id)? else {
+    let Some(client) = cx.clients.get(store, &client_id)? else {
         return Ok(None);
     };
     let (generator, renewal) = generator_of(cx, &client);

@@ -19,6 +19,13 @@ impl StoredEvent {
     }
 }
 
+/// A random (version 4) UUID from the thread's CSPRNG (`rand::thread_rng`, seeded from the
+/// OS): `Uuid::new_v4` asks the kernel for 16 bytes on every call, one system call per event
+/// and per token.
+pub fn new_id() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid()
+}
+
 /// Appends events after `tail` (which the caller loaded inside the same write transaction) and
 /// returns them as stored, for the projections.
 pub fn append(
@@ -38,7 +45,7 @@ pub fn append(
         versions.insert(stream.clone(), version);
         let mut e = StoredEvent {
             position: tail.position + 1,
-            event_id: Uuid::new_v4().to_string(),
+            event_id: new_id().to_string(),
             stream,
             version,
             event_type: event.event_type().to_owned(),
@@ -115,4 +122,15 @@ fn verify_in(store: &mut dyn WriteStore) -> Result<Result<u64, BrokenChain>, Sto
 
 fn broken(position: i64, reason: &str) -> BrokenChain {
     BrokenChain { position, reason: reason.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn new_ids_are_random_version_4_uuids() {
+        let (a, b) = (super::new_id(), super::new_id());
+        assert_eq!(a.get_version_num(), 4);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, b);
+    }
 }

@@ -1,8 +1,6 @@
 //! The ledger's `Mint`: makes token values with the client's generator, seals what may be
 //! handed back, and remembers the plaintext of what it made so the reply can carry it.
 
-use uuid::Uuid;
-
 use super::ledger::Granted;
 use super::StoreError;
 use crate::crypto::{self, Sealer};
@@ -51,7 +49,7 @@ impl<'a> LedgerMint<'a> {
 
 impl Mint for LedgerMint<'_> {
     fn mint(&mut self, d: &Draft<'_>) -> Result<FreshToken, MintError> {
-        let token_id = Uuid::new_v4();
+        let token_id = super::log::new_id();
         let claims = AccessTokenClaims { jti: token_id, draft: d };
         let access = self.generator.access_token(&claims).map_err(|e| MintError(e.0))?;
         let access_digest = Digest::of(access.as_bytes());

@@ -242,6 +242,8 @@ fn load(dir: &Path) -> Result<Loaded, KeyError> {
 impl KeyStore {
     /// Opens the key store, creating the first key of `alg` on first start.
     pub fn open(dir: &Path, alg: SigningAlgorithm, now: Millis) -> Result<Self, KeyError> {
+        // Before any token is signed or verified with these keys.
+        super::ring_jws::install();
         ensure_dir(dir)?;
         match read_list(dir)? {
             None => first_key(dir, alg, now)?,

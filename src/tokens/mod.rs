@@ -4,6 +4,7 @@
 
 pub mod jwt;
 pub mod keys;
+mod ring_jws;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{inactive, spawn_app, ConfigOverrides, ADMIN_USER};
+use crate::helpers::{expect_json, inactive, spawn_app, ConfigOverrides, ADMIN_USER};
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
@@ -149,4 +149,36 @@ async fn a_client_sees_only_its_own_tokens_as_active() {
     assert_eq!(by_owner["active"], true, "{by_owner}");
     assert_eq!(by_owner["client_id"], owner.id.as_str());
     assert_eq!(by_other, inactive());
+}
+
+#[tokio::test]
+async fn the_super_admins_remembered_header_never_lets_a_wrong_password_through() {
+    let app = spawn_app(ConfigOverrides::renewal_off()).await;
+    let client = app.register_client("inspector").await;
+    let tokens = app.token_admin(&client, "openid").await;
+    let form = [("token", tokens.access_token.as_str())];
+    let password = app.admin_password().to_owned();
+
+    // The first answer fills the server's cache of the accepted header's digest; the second
+    // is served from it.
+    for _ in 0..2 {
+        let body = expect_json(
+            app.introspect_with(Some((ADMIN_USER, password.as_str())), &form).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(body["active"], true, "{body}");
+    }
+    let wrong_ones =
+        [format!("{password} "), password.to_uppercase(), String::new(), format!("{password}\u{0}")];
+    for wrong in &wrong_ones {
+        let response = app.introspect_with(Some((ADMIN_USER, wrong.as_str())), &form).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "password {wrong:?}");
+    }
+    let by_client = app.introspect_as_client(&client, &tokens.access_token).await;
+    assert_eq!(by_client["active"], true, "a client still introspects as itself: {by_client}");
+    let body =
+        expect_json(app.introspect_with(Some((ADMIN_USER, password.as_str())), &form).await, StatusCode::OK)
+            .await;
+    assert_eq!(body["active"], true, "{body}");
 }

@@ -15,17 +15,23 @@ use crate::store::records::{
 /// The writer connection. `BEGIN IMMEDIATE` takes SQLite's write lock for the whole batch.
 pub struct SqliteStore {
     conn: Connection,
+    /// The log's tail as this connection last committed it, with the `PRAGMA data_version` it
+    /// saw then: while no other connection has committed since (the version is unchanged), the
+    /// tail needs no query. A CLI command or the archiver writing meanwhile changes the version.
+    known_tail: Option<(i64, Tail)>,
+    /// Whether the transaction `begin` opened found the remembered version unchanged.
+    alone: bool,
 }
 
 impl SqliteStore {
     /// Opens (and migrates) the database for writing.
     pub fn open(path: &Path) -> BResult<Self> {
-        Ok(Self { conn: super::open_writer(path)? })
+        Ok(Self { conn: super::open_writer(path)?, known_tail: None, alone: false })
     }
 
     /// Wraps a connection opened elsewhere (tests, the audit CLI).
     pub fn from_connection(conn: Connection) -> Self {
-        Self { conn }
+        Self { conn, known_tail: None, alone: false }
     }
 
     /// The server's writer: automatic WAL checkpoints off, a checkpointer thread instead.
@@ -43,6 +49,27 @@ impl SqliteStore {
     fn exec(&self, sql: &str) -> BResult<()> {
         self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
+    }
+
+    /// Changes whenever another connection commits (never for this connection's own commits).
+    fn data_version(&self) -> BResult<i64> {
+        Ok(self.conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?)
+    }
+
+    /// The tail inside the write transaction just begun: the remembered one if nobody else
+    /// committed since, else read.
+    fn tail_in_transaction(&mut self) -> BResult<Tail> {
+        let version = self.data_version()?;
+        self.alone = false;
+        if let Some((seen, tail)) = &self.known_tail {
+            if *seen == version {
+                self.alone = true;
+                return Ok(tail.clone());
+            }
+        }
+        let tail = log::tail(&self.conn)?;
+        self.known_tail = Some((version, tail.clone()));
+        Ok(tail)
     }
 }
 
@@ -82,7 +109,7 @@ impl ViewReads for SqliteStore {
 impl WriteStore for SqliteStore {
     fn begin(&mut self) -> BResult<Tail> {
         self.exec("BEGIN IMMEDIATE")?;
-        match log::tail(&self.conn) {
+        match self.tail_in_transaction() {
             Ok(tail) => Ok(tail),
             Err(e) => {
                 self.rollback();
@@ -113,9 +140,20 @@ impl WriteStore for SqliteStore {
         if let Some(tail) = tail {
             projection::set_checkpoint(&self.conn, tail.position)?;
         }
-        self.exec("COMMIT")
+        // Forgotten first: if COMMIT fails, the next batch reads the tail again.
+        let known = self.known_tail.take();
+        self.exec("COMMIT")?;
+        self.known_tail = match (known, tail) {
+            (Some((version, _)), Some(tail)) => Some((version, tail.clone())),
+            (known, None) => known,
+            (None, Some(_)) => None,
+        };
+        Ok(())
     }
     fn rollback(&mut self) {
+        // What `begin` read stays true (nothing of this transaction is kept), but a failed
+        // COMMIT may have left the database in any state: read it again.
+        self.known_tail = None;
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -134,6 +172,9 @@ impl WriteStore for SqliteStore {
     }
     fn hash_at(&mut self, position: i64) -> BResult<Option<Vec<u8>>> {
         log::hash_at(&self.conn, position)
+    }
+    fn unchanged_by_others(&self) -> bool {
+        self.alone
     }
     fn close(&mut self) {
         // Leave a self-contained database file.

@@ -7,7 +7,8 @@ use std::io::{BufRead as _, BufReader};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row};
 use token_ledger::config::redact_url;
 use token_ledger::store::backend::ReadStore as _;
 use token_ledger::store::log::StoredEvent;
@@ -58,6 +59,8 @@ pub enum Source {
     Postgres {
         shown: PathBuf,
         reads: Box<PgReads>,
+        /// For the queries that `PgReads` does not offer (`stats`).
+        options: PgOptions,
         archive: Option<PathBuf>,
     },
 }
@@ -84,10 +87,10 @@ impl Source {
                 let password = std::env::var("PGPASSWORD").ok();
                 let options = PgOptions::parse(url, password.as_deref(), 1)
                     .map_err(|e| ReplayError::Postgres(e.to_string()))?;
-                let reads = Box::new(PgReads::new(options));
+                let reads = Box::new(PgReads::new(options.clone()));
                 // Fails here, once, when the database cannot be reached.
                 reads.head().map_err(StoreError::from)?;
-                Ok(Self::Postgres { shown: PathBuf::from(redact_url(url)), reads, archive: None })
+                Ok(Self::Postgres { shown: PathBuf::from(redact_url(url)), reads, options, archive: None })
             }
         }
     }
@@ -113,6 +116,14 @@ impl Source {
     /// What of the log lives in the archive.
     pub fn archive_plan(&self) -> Result<Plan, ReplayError> {
         Ok(Plan::of(self.archive_steps()?))
+    }
+
+    /// The PostgreSQL connection options, when the source is PostgreSQL.
+    pub fn postgres(&self) -> Option<&PgOptions> {
+        match self {
+            Self::Postgres { options, .. } => Some(options),
+            Self::Database { .. } | Self::Log { .. } => None,
+        }
     }
 
     /// The database connection, when the source is one.
@@ -146,6 +157,17 @@ impl Source {
         after: Option<i64>,
         mut each: impl FnMut(StoredEvent) -> Result<Flow, ReplayError>,
     ) -> Result<(), ReplayError> {
+        self.scan_after(after, |event| each(event.clone()))
+    }
+
+    /// Like [`Source::walk_after`], but lends each event instead of giving it away: a database's
+    /// rows are read into one reused event, so a full scan allocates nothing per row (the
+    /// `verify` and `replay` hot path).
+    pub fn scan_after(
+        &self,
+        after: Option<i64>,
+        mut each: impl FnMut(&StoredEvent) -> Result<Flow, ReplayError>,
+    ) -> Result<(), ReplayError> {
         // A database's archived prefix comes first; the live walk resumes after it (events a
         // removal in progress left behind are read from the segment, not twice).
         let after = match self {
@@ -165,7 +187,7 @@ impl Source {
         match self {
             // `position > i64::MIN` is every row but one at i64::MIN itself, which
             // `has_position_min` lets `verify` report.
-            Self::Database { conn, .. } => walk_database(conn, after.unwrap_or(i64::MIN), each),
+            Self::Database { conn, .. } => scan_database(conn, after.unwrap_or(i64::MIN), each),
             Self::Postgres { reads, .. } => {
                 let mut position = after.unwrap_or(i64::MIN);
                 loop {
@@ -173,7 +195,7 @@ impl Source {
                     let Some(last) = page.last().map(|e| e.position) else {
                         return Ok(());
                     };
-                    for event in page {
+                    for event in &page {
                         if each(event)?.is_break() {
                             return Ok(());
                         }
@@ -190,7 +212,7 @@ impl Source {
                         continue;
                     }
                     let event = parse_line(path, index as u64 + 1, &line)?;
-                    if after.is_none_or(|after| event.position > after) && each(event)?.is_break() {
+                    if after.is_none_or(|after| event.position > after) && each(&event)?.is_break() {
                         break;
                     }
                 }
@@ -262,5 +284,104 @@ pub fn walk_database(
         (_, Err(e)) => Err(e),
         (Err(_), Ok(Flow::Break(()))) | (Ok(()), Ok(_)) => Ok(()),
         (Err(e), Ok(Flow::Continue(()))) => Err(StoreError::Database(e).into()),
+    }
+}
+
+/// The columns `scan_database` reads, in `StoredEvent`'s order (the library's `read_after`).
+const EVENT_COLUMNS: &str = "SELECT position, event_id, stream, version, event_type, schema_version, payload,
+    recorded_at, request_id, actor_client, actor_user, grant_type, peer, prev_hash, hash
+ FROM events WHERE position > ?1 ORDER BY position";
+
+/// Calls `each` for the events of a database after `after`, in position order, lending one
+/// event whose strings and byte vectors are refilled row after row (their capacity kept), so
+/// the scan does not allocate per row. Reads the same columns as the library's `read_after`.
+pub fn scan_database(
+    conn: &Connection,
+    after: i64,
+    mut each: impl FnMut(&StoredEvent) -> Result<Flow, ReplayError>,
+) -> Result<(), ReplayError> {
+    let mut stmt = conn.prepare(EVENT_COLUMNS)?;
+    let mut rows = stmt.query([after])?;
+    let mut event = empty_event();
+    while let Some(row) = rows.next()? {
+        refill(row, &mut event)?;
+        if each(&event)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn empty_event() -> StoredEvent {
+    StoredEvent {
+        position: 0,
+        event_id: String::new(),
+        stream: String::new(),
+        version: 0,
+        event_type: String::new(),
+        schema_version: 0,
+        payload: String::new(),
+        recorded_at: String::new(),
+        meta: Default::default(),
+        prev_hash: Vec::new(),
+        hash: Vec::new(),
+    }
+}
+
+/// Reads a row into `e`, reusing its buffers.
+fn refill(r: &Row<'_>, e: &mut StoredEvent) -> rusqlite::Result<()> {
+    e.position = r.get(0)?;
+    text(r, 1, &mut e.event_id)?;
+    text(r, 2, &mut e.stream)?;
+    e.version = r.get(3)?;
+    text(r, 4, &mut e.event_type)?;
+    e.schema_version = r.get(5)?;
+    text(r, 6, &mut e.payload)?;
+    text(r, 7, &mut e.recorded_at)?;
+    let m = &mut e.meta;
+    for (index, field) in
+        [&mut m.request_id, &mut m.client_id, &mut m.username, &mut m.grant_type, &mut m.peer]
+            .into_iter()
+            .enumerate()
+    {
+        optional_text(r, 8 + index, field)?;
+    }
+    blob(r, 13, &mut e.prev_hash)?;
+    blob(r, 14, &mut e.hash)
+}
+
+/// A column's value as the type `get::<String>` would insist on, with its error.
+fn wrong_type(index: usize, value: ValueRef<'_>) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(index, format!("column {index}"), value.data_type())
+}
+
+fn text(r: &Row<'_>, index: usize, into: &mut String) -> rusqlite::Result<()> {
+    match r.get_ref(index)? {
+        ValueRef::Text(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(rusqlite::Error::Utf8Error)?;
+            into.clear();
+            into.push_str(text);
+            Ok(())
+        }
+        other => Err(wrong_type(index, other)),
+    }
+}
+
+fn optional_text(r: &Row<'_>, index: usize, into: &mut Option<String>) -> rusqlite::Result<()> {
+    if let ValueRef::Null = r.get_ref(index)? {
+        *into = None;
+        return Ok(());
+    }
+    text(r, index, into.get_or_insert_with(String::new))
+}
+
+fn blob(r: &Row<'_>, index: usize, into: &mut Vec<u8>) -> rusqlite::Result<()> {
+    match r.get_ref(index)? {
+        ValueRef::Blob(bytes) => {
+            into.clear();
+            into.extend_from_slice(bytes);
+            Ok(())
+        }
+        other => Err(wrong_type(index, other)),
     }
 }

@@ -87,11 +87,11 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
         return Ok(verdict);
     }
     let steps = if source.is_database() { Some(source.archive_steps()?) } else { None };
-    let walked = source.walk(|event| {
+    let walked = source.scan_after(None, |event| {
         if verdict.first_position.is_none() {
             verdict.first_position = Some(event.position);
             verdict.partial = event.position != 1;
-            if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(&event, steps)) {
+            if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(event, steps)) {
                 verdict.problem = Some(Problem {
                     position: Some(event.position),
                     line: None,
@@ -101,7 +101,7 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
                 return Ok(Flow::Break(()));
             }
         }
-        if let Err(detail) = walker.check(&event, verdict.partial) {
+        if let Err(detail) = walker.check(event, verdict.partial) {
             verdict.problem = Some(Problem {
                 position: Some(event.position),
                 line: None,
@@ -111,10 +111,13 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
             return Ok(Flow::Break(()));
         }
         verdict.events += 1;
-        verdict.head_position = Some(event.position);
-        verdict.head_hash = Some(hex::encode(&event.hash));
         Ok(Flow::Continue(()))
     });
+    // The head is the last event that passed every check; its hash is shown once, at the end.
+    if let Some((position, hash)) = &walker.previous {
+        verdict.head_position = Some(*position);
+        verdict.head_hash = Some(hex::encode(hash));
+    }
     match walked {
         Ok(()) => {}
         Err(ReplayError::BadLine { line, reason, .. }) => {
@@ -196,7 +199,11 @@ impl Walker {
         if !partial {
             self.state.apply(e, &event).map_err(|detail| (Check::Consistency, detail))?;
         }
-        self.previous = Some((e.position, e.hash.clone()));
+        // The buffer of the previous hash is reused: no allocation per event.
+        let previous = self.previous.get_or_insert_with(|| (0, Vec::with_capacity(32)));
+        previous.0 = e.position;
+        previous.1.clear();
+        previous.1.extend_from_slice(&e.hash);
         Ok(())
     }
 
@@ -249,7 +256,8 @@ impl Walker {
 
     fn check_version(&mut self, e: &StoredEvent, partial: bool) -> Result<(), Finding> {
         // `Some(None)`: the stream's last version was i64::MAX, so no version can follow it.
-        let due = match self.versions.get(&e.stream) {
+        let last = self.versions.get_mut(e.stream.as_str());
+        let due = match &last {
             Some(v) => Some(v.checked_add(1)),
             None if partial => None,
             None => Some(Some(1)),
@@ -261,7 +269,13 @@ impl Walker {
                 format!("stream {} has version {} where {due} was due", e.stream, e.version),
             ));
         }
-        self.versions.insert(e.stream.clone(), e.version);
+        // A known stream's entry is updated in place; only a new stream's name is copied.
+        match last {
+            Some(v) => *v = e.version,
+            None => {
+                self.versions.insert(e.stream.clone(), e.version);
+            }
+        }
         Ok(())
     }
 }

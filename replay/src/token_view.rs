@@ -1,0 +1,113 @@
+//! The active-token view held in memory, for `replay`: the server's fold (`fold::ops`, the one
+//! place that says what each event changes) applied to hash maps instead of SQL tables. Only the
+//! operations on the `active_tokens` table mean anything here (`InsertToken`, `DeleteToken`);
+//! the others change views `replay` does not show and are passed over, as a SQL backend would
+//! leave this table alone for them. The table's uniqueness constraints (token id, stream, access
+//! digest, refresh digest) are kept as the SQL table keeps them, so a log whose fold a database
+//! would refuse is refused here too, at the same position.
+
+use std::collections::{HashMap, HashSet};
+
+use token_ledger::store::fold;
+use token_ledger::store::log::StoredEvent;
+use token_ledger::store::records::{TokenRow, ViewOp};
+use token_ledger::store::StoreError;
+use uuid::Uuid;
+
+use crate::ReplayError;
+
+/// The rows of `active_tokens`, by token id, with the indexes of its UNIQUE columns.
+#[derive(Default)]
+pub struct TokenView {
+    rows: HashMap<Uuid, TokenRow>,
+    streams: HashSet<String>,
+    access: HashSet<[u8; 32]>,
+    refresh: HashSet<[u8; 32]>,
+    position: i64,
+    last_recorded_at: String,
+}
+
+impl TokenView {
+    /// Folds one event: decodes it (upcasting older versions) and applies the server's view
+    /// operations for it.
+    pub fn fold(&mut self, stored: &StoredEvent) -> Result<(), ReplayError> {
+        let fold_error = |source| ReplayError::Fold { position: stored.position, source };
+        let event = stored.decode().map_err(fold_error)?;
+        for op in fold::ops(stored, &event) {
+            self.apply(op).map_err(fold_error)?;
+        }
+        self.position = stored.position;
+        self.last_recorded_at.clear();
+        self.last_recorded_at.push_str(&stored.recorded_at);
+        Ok(())
+    }
+
+    fn apply(&mut self, op: ViewOp) -> Result<(), StoreError> {
+        match op {
+            ViewOp::InsertToken(row) => self.insert(row),
+            ViewOp::DeleteToken { token_id } => {
+                if let Some(row) = self.rows.remove(&token_id) {
+                    self.streams.remove(&row.stream);
+                    self.access.remove(&row.access_digest);
+                    if let Some(r) = &row.refresh {
+                        self.refresh.remove(&r.digest);
+                    }
+                }
+                Ok(())
+            }
+            // Clients, users, rotated refresh tokens and the code flow's views.
+            _ => Ok(()),
+        }
+    }
+
+    /// Inserts a row unless a UNIQUE column of the table already holds its value.
+    fn insert(&mut self, row: TokenRow) -> Result<(), StoreError> {
+        let taken = if self.rows.contains_key(&row.token_id) {
+            Some("token_id")
+        } else if self.streams.contains(&row.stream) {
+            Some("stream")
+        } else if self.access.contains(&row.access_digest) {
+            Some("access_digest")
+        } else if row.refresh.as_ref().is_some_and(|r| self.refresh.contains(&r.digest)) {
+            Some("refresh_digest")
+        } else {
+            None
+        };
+        if let Some(column) = taken {
+            let cause = format!("UNIQUE constraint failed: active_tokens.{column}");
+            return Err(StoreError::Conflict(cause.into()));
+        }
+        self.streams.insert(row.stream.clone());
+        self.access.insert(row.access_digest);
+        if let Some(r) = &row.refresh {
+            self.refresh.insert(r.digest);
+        }
+        self.rows.insert(row.token_id, row);
+        Ok(())
+    }
+
+    /// The position of the last event folded (0 for none).
+    pub fn position(&self) -> i64 {
+        self.position
+    }
+
+    /// `recorded_at` of the last event folded.
+    pub fn last_recorded_at(&self) -> Option<&str> {
+        (self.position != 0).then_some(self.last_recorded_at.as_str())
+    }
+
+    /// Every row, in the order `replay` lists them: by client, issue time, then token id (the
+    /// order of the SQL view's `ORDER BY client_id, issued_at, token_id`; a hyphenated UUID's text
+    /// sorts as its bytes do).
+    pub fn rows(&self) -> Vec<&TokenRow> {
+        let mut rows: Vec<&TokenRow> = self.rows.values().collect();
+        rows.sort_unstable_by(|a, b| {
+            (a.client_id.as_str(), a.issued_at, a.token_id).cmp(&(
+                b.client_id.as_str(),
+                b.issued_at,
+                b.token_id,
+            ))
+        });
+        rows
+    }
+}

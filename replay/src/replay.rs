@@ -97,7 +97,8 @@ pub fn replay(source: &Source, moment: Moment) -> Result<PointInTime, ReplayErro
 pub fn fold_until(source: &Source, moment: Moment) -> Result<(TokenView, i64), ReplayError> {
     let mut view = TokenView::default();
     let mut seen = 0;
-    source.scan_after(None, |event| {
+    // Decoding and the server's fold run on the reading thread; the view is applied here.
+    source.scan_pipelined(None, TokenView::prepare, |event, prepared| {
         if seen == 0 && event.position != 1 {
             return Err(ReplayError::PartialLog(event.position));
         }
@@ -116,7 +117,7 @@ pub fn fold_until(source: &Source, moment: Moment) -> Result<(TokenView, i64), R
         if !included {
             return Ok(Flow::Break(()));
         }
-        view.fold(event)?;
+        view.fold_prepared(event, prepared)?;
         Ok(Flow::Continue(()))
     })?;
     Ok((view, seen))

@@ -134,10 +134,11 @@ mod tests {
     use crate::shadow::Shadow;
     use crate::source::{Flow, Location, Source};
 
-    /// The active-token view of a SQL shadow, every column, in `rows()` order.
-    fn sql_rows(
-        conn: &rusqlite::Connection,
-    ) -> Vec<(String, String, Option<String>, String, i64, i64, Vec<u8>)> {
+    /// Token id, stream, username, scopes, issue and expiry times, access digest.
+    type Row = (String, String, Option<String>, String, i64, i64, Vec<u8>);
+
+    /// The active-token view of a SQL shadow, in `rows()` order.
+    fn sql_rows(conn: &rusqlite::Connection) -> Vec<Row> {
         let mut stmt = conn
             .prepare(
                 "SELECT token_id, stream, username, scopes, issued_at, expires_at, access_digest
@@ -175,7 +176,7 @@ mod tests {
                     shadow.fold(e).unwrap();
                 }
                 let expected = sql_rows(&shadow.finish().unwrap());
-                let memory: Vec<_> = view
+                let memory: Vec<Row> = view
                     .rows()
                     .into_iter()
                     .map(|r| {

@@ -46,7 +46,7 @@ pub fn walk_segments(
     dir: Option<&Path>,
     plan: &Plan,
     after: i64,
-    each: &mut dyn FnMut(StoredEvent) -> Result<Flow, ReplayError>,
+    each: &mut dyn FnMut(&StoredEvent) -> Result<Flow, ReplayError>,
 ) -> Result<Flow, ReplayError> {
     for step in plan.segments.iter().filter(|s| s.last_position > after) {
         let Some(dir) = dir else {
@@ -68,7 +68,7 @@ fn walk_one(
     dir: &Path,
     step: &ArchiveStep,
     after: i64,
-    each: &mut dyn FnMut(StoredEvent) -> Result<Flow, ReplayError>,
+    each: &mut dyn FnMut(&StoredEvent) -> Result<Flow, ReplayError>,
 ) -> Result<Flow, ReplayError> {
     let at = Some(step.first_position);
     let manifest = segment::read_manifest(dir, step.first_position, step.last_position)
@@ -98,7 +98,7 @@ fn walk_one(
         }
         count += 1;
         last_hash = Some(event.hash.clone());
-        if position > after && each(event)?.is_break() {
+        if position > after && each(&event)?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
     }

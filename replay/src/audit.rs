@@ -89,7 +89,7 @@ pub fn audit(source: &Source, subject: &Subject, window: Window) -> Result<Repor
     let as_of = window.to.unwrap_or_else(time::now);
     let mut walk = Walk::default();
     let mut entries = Vec::new();
-    source.walk(|stored| {
+    source.scan_after(None, |stored| {
         let at = stored.recorded_at_ms().ok_or_else(|| ReplayError::BadRecordedAt {
             position: stored.position,
             value: stored.recorded_at.clone(),
@@ -99,9 +99,9 @@ pub fn audit(source: &Source, subject: &Subject, window: Window) -> Result<Repor
         }
         let event =
             stored.decode().map_err(|source| ReplayError::Fold { position: stored.position, source })?;
-        if let Some(token) = walk.observe(subject, &stored, &event, at) {
+        if let Some(token) = walk.observe(subject, stored, &event, at) {
             if window.from.is_none_or(|from| at >= from) {
-                entries.push(entry(&stored, &event, token));
+                entries.push(entry(stored, &event, token));
             }
         }
         Ok(Flow::Continue(()))

@@ -23,8 +23,8 @@ pub struct ExportSummary {
 /// Writes the events after `since` to `out`, one JSON object a line.
 pub fn export(source: &Source, since: i64, out: &mut dyn Write) -> Result<ExportSummary, ReplayError> {
     let mut summary = ExportSummary { events: 0, first_position: None, last_position: None };
-    source.walk_after(Some(since), |event| {
-        let line = serde_json::to_string(&ExportedEvent::from(&event))
+    source.scan_after(Some(since), |event| {
+        let line = serde_json::to_string(&ExportedEvent::from(event))
             .expect("an exported event is plain strings and numbers");
         writeln!(out, "{line}").map_err(ReplayError::Output)?;
         summary.events += 1;

@@ -20,6 +20,7 @@ pub mod source;
 pub mod stats;
 pub mod text;
 pub mod time;
+pub mod token_view;
 pub mod verify;
 mod views_diff;
 

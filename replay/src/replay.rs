@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde::Serialize;
 use token_ledger::domain::events::Millis;
+use token_ledger::store::records::TokenRow as ViewRow;
 
-use crate::shadow::Shadow;
 use crate::source::{Flow, Source};
 use crate::time;
+use crate::token_view::TokenView;
 use crate::ReplayError;
 
 /// Which moment of the log to show.
@@ -64,21 +64,19 @@ pub struct PointInTime {
 
 /// Folds the log up to the moment and reads the view.
 pub fn replay(source: &Source, moment: Moment) -> Result<PointInTime, ReplayError> {
-    let (shadow, tail) = fold_until(source, moment)?;
+    let (view, tail) = fold_until(source, moment)?;
     if let Moment::Position(n) = moment {
-        if n > shadow.position() {
+        if n > view.position() {
             return Err(ReplayError::NoSuchPosition(n, tail));
         }
     }
-    let position = shadow.position();
     let judged_at = match moment {
         Moment::Now => Some(time::now()),
         Moment::At(t) => Some(t),
-        Moment::Position(_) => shadow.last_recorded_at().map(|t| time::parse(t).unwrap_or_default()),
+        Moment::Position(_) => view.last_recorded_at().map(|t| time::parse(t).unwrap_or_default()),
     };
-    let conn = shadow.finish()?;
     let tokens = match judged_at {
-        Some(at) => token_rows(&conn, at)?,
+        Some(at) => token_rows(&view, at),
         None => Vec::new(),
     };
     let mut by_client = BTreeMap::new();
@@ -86,7 +84,7 @@ pub fn replay(source: &Source, moment: Moment) -> Result<PointInTime, ReplayErro
         *by_client.entry(row.client_id.clone()).or_insert(0) += 1;
     }
     Ok(PointInTime {
-        position,
+        position: view.position(),
         at: judged_at.map(time::show),
         active: by_client.values().sum(),
         by_client,
@@ -94,12 +92,13 @@ pub fn replay(source: &Source, moment: Moment) -> Result<PointInTime, ReplayErro
     })
 }
 
-/// Folds into memory every event the moment includes. Returns the shadow and the last position
+/// Folds into memory every event the moment includes. Returns the view and the last position
 /// seen in the log.
-pub fn fold_until(source: &Source, moment: Moment) -> Result<(Shadow, i64), ReplayError> {
-    let mut shadow = Shadow::in_memory()?;
+pub fn fold_until(source: &Source, moment: Moment) -> Result<(TokenView, i64), ReplayError> {
+    let mut view = TokenView::default();
     let mut seen = 0;
-    source.walk(|event| {
+    // Decoding and the server's fold run on the reading thread; the view is applied here.
+    source.scan_pipelined(None, TokenView::prepare, |event, prepared| {
         if seen == 0 && event.position != 1 {
             return Err(ReplayError::PartialLog(event.position));
         }
@@ -118,36 +117,32 @@ pub fn fold_until(source: &Source, moment: Moment) -> Result<(Shadow, i64), Repl
         if !included {
             return Ok(Flow::Break(()));
         }
-        shadow.fold(&event)?;
+        view.fold_prepared(event, prepared)?;
         Ok(Flow::Continue(()))
     })?;
-    Ok((shadow, seen))
+    Ok((view, seen))
 }
 
 /// Every row of the active-token view, judged at `at`.
-pub fn token_rows(conn: &Connection, at: Millis) -> Result<Vec<TokenRow>, ReplayError> {
-    let mut stmt = conn.prepare(
-        "SELECT token_id, client_id, username, scopes, grant_type, access_digest, issued_at,
-            expires_at, refresh_digest, refresh_expires_at
-         FROM active_tokens ORDER BY client_id, issued_at, token_id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let expires_at: Millis = r.get(7)?;
-        let refresh_expires_at: Option<Millis> = r.get(9)?;
-        Ok(TokenRow {
-            token_id: r.get(0)?,
-            client_id: r.get(1)?,
-            username: r.get(2)?,
-            scopes: r.get(3)?,
-            grant_type: r.get(4)?,
-            access_digest: hex::encode(r.get::<_, Vec<u8>>(5)?),
-            issued_at: time::show(r.get(6)?),
-            expires_at: time::show(expires_at),
-            refresh_digest: r.get::<_, Option<Vec<u8>>>(8)?.map(hex::encode),
-            refresh_expires_at: refresh_expires_at.map(time::show),
-            active: expires_at > at,
-            refresh_active: refresh_expires_at.is_some_and(|e| e > at),
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub fn token_rows(view: &TokenView, at: Millis) -> Vec<TokenRow> {
+    view.rows().into_iter().map(|r| judged(r, at)).collect()
+}
+
+/// One row as `replay` shows it, with whether each half was live at `at`.
+fn judged(r: &ViewRow, at: Millis) -> TokenRow {
+    let refresh = r.refresh.as_ref();
+    TokenRow {
+        token_id: r.token_id.to_string(),
+        client_id: r.client_id.clone(),
+        username: r.username.clone(),
+        scopes: r.scopes.clone(),
+        grant_type: r.grant_type.clone(),
+        access_digest: hex::encode(r.access_digest),
+        issued_at: time::show(r.issued_at),
+        expires_at: time::show(r.expires_at),
+        refresh_digest: refresh.map(|x| hex::encode(x.digest)),
+        refresh_expires_at: refresh.map(|x| time::show(x.expires_at)),
+        active: r.expires_at > at,
+        refresh_active: refresh.is_some_and(|x| x.expires_at > at),
+    }
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use token_ledger::store::postgres::stats::live_stats;
+use token_ledger::store::postgres::PgOptions;
 use token_ledger::store::steps::StepKind;
+use token_ledger::store::StoreError;
 
 use crate::archive::Plan;
 use crate::replay::{replay, Moment};
@@ -56,9 +59,10 @@ pub struct Size {
 
 /// Counts from the database with SQL, or from a log by walking and folding it.
 pub fn stats(source: &Source) -> Result<Stats, ReplayError> {
-    let mut stats = match source.database() {
-        Some(conn) => from_database(conn, source.path())?,
-        None => from_log(source)?,
+    let mut stats = match (source.database(), source.postgres()) {
+        (Some(conn), _) => from_database(conn, source.path())?,
+        (None, Some(options)) => from_postgres(options)?,
+        (None, None) => from_log(source)?,
     };
     if source.is_database() {
         stats.archive = Some(archive_size(source)?);
@@ -118,6 +122,23 @@ fn from_database(conn: &Connection, path: &Path) -> Result<Stats, ReplayError> {
     ))
 }
 
+/// Counted by the database from its live tables, as for SQLite: archived events are in
+/// `archive`, never in `events`.
+fn from_postgres(options: &PgOptions) -> Result<Stats, ReplayError> {
+    let live = live_stats(options, time::now()).map_err(StoreError::from)?;
+    let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (day, event_type, count) in live.by_day {
+        by_day.entry(day).or_default().insert(event_type, count as u64);
+    }
+    let active_by_client = live.active_by_client.into_iter().map(|(c, n)| (c, n as u64)).collect();
+    Ok(assemble(
+        by_day,
+        active_by_client,
+        Some(live.checkpoint),
+        Size { file_bytes: live.database_bytes as u64, wal_bytes: None, free_bytes: None },
+    ))
+}
+
 fn from_log(source: &Source) -> Result<Stats, ReplayError> {
     let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     source.walk(|event| {
@@ -130,12 +151,7 @@ fn from_log(source: &Source) -> Result<Stats, ReplayError> {
         by_day,
         now.by_client,
         None,
-        Size {
-            // A PostgreSQL log has no file of its own to measure.
-            file_bytes: if matches!(source, Source::Postgres { .. }) { 0 } else { file_size(source.path())? },
-            wal_bytes: None,
-            free_bytes: None,
-        },
+        Size { file_bytes: file_size(source.path())?, wal_bytes: None, free_bytes: None },
     ))
 }
 

@@ -11,6 +11,7 @@ use token_ledger::domain::types::{Subject, TokenKey};
 use token_ledger::store::ledger::CLEANUP_STREAM;
 use token_ledger::store::log::{chain_hash, StoredEvent, GENESIS};
 use token_ledger::store::steps::ArchiveStep;
+use token_ledger::store::StoreError;
 use uuid::Uuid;
 
 use crate::source::{Flow, Source};
@@ -88,34 +89,42 @@ pub fn verify(source: &Source) -> Result<Verdict, ReplayError> {
         return Ok(verdict);
     }
     let steps = if source.is_database() { Some(source.archive_steps()?) } else { None };
-    let walked = source.walk(|event| {
-        if verdict.first_position.is_none() {
-            verdict.first_position = Some(event.position);
-            verdict.partial = event.position != 1;
-            if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(&event, steps)) {
+    // Payloads are decoded on the reading thread while this walk checks the events before them.
+    let walked = source.scan_pipelined(
+        None,
+        |event| event.decode(),
+        |event, decoded| {
+            if verdict.first_position.is_none() {
+                verdict.first_position = Some(event.position);
+                verdict.partial = event.position != 1;
+                if let Some(detail) = steps.as_deref().and_then(|steps| unaccounted_start(event, steps)) {
+                    verdict.problem = Some(Problem {
+                        position: Some(event.position),
+                        line: None,
+                        check: Check::Position,
+                        detail,
+                    });
+                    return Ok(Flow::Break(()));
+                }
+            }
+            if let Err(detail) = walker.check(event, decoded, verdict.partial) {
                 verdict.problem = Some(Problem {
                     position: Some(event.position),
                     line: None,
-                    check: Check::Position,
-                    detail,
+                    check: detail.0,
+                    detail: detail.1,
                 });
                 return Ok(Flow::Break(()));
             }
-        }
-        if let Err(detail) = walker.check(&event, verdict.partial) {
-            verdict.problem = Some(Problem {
-                position: Some(event.position),
-                line: None,
-                check: detail.0,
-                detail: detail.1,
-            });
-            return Ok(Flow::Break(()));
-        }
-        verdict.events += 1;
-        verdict.head_position = Some(event.position);
-        verdict.head_hash = Some(hex::encode(&event.hash));
-        Ok(Flow::Continue(()))
-    });
+            verdict.events += 1;
+            Ok(Flow::Continue(()))
+        },
+    );
+    // The head is the last event that passed every check; its hash is shown once, at the end.
+    if let Some((position, hash)) = &walker.previous {
+        verdict.head_position = Some(*position);
+        verdict.head_hash = Some(hex::encode(hash));
+    }
     match walked {
         Ok(()) => {}
         Err(ReplayError::BadLine { line, reason, .. }) => {
@@ -190,14 +199,24 @@ struct Walker {
 }
 
 impl Walker {
-    fn check(&mut self, e: &StoredEvent, partial: bool) -> Result<(), Finding> {
+    /// Checks one event, `decoded` being what `StoredEvent::decode` made of it.
+    fn check(
+        &mut self,
+        e: &StoredEvent,
+        decoded: Result<Event, StoreError>,
+        partial: bool,
+    ) -> Result<(), Finding> {
         self.check_chain(e)?;
         self.check_version(e, partial)?;
-        let event = e.decode().map_err(|err| (Check::Decode, source_text(&err)))?;
+        let event = decoded.map_err(|err| (Check::Decode, source_text(&err)))?;
         if !partial {
             self.state.apply(e, &event).map_err(|detail| (Check::Consistency, detail))?;
         }
-        self.previous = Some((e.position, e.hash.clone()));
+        // The buffer of the previous hash is reused: no allocation per event.
+        let previous = self.previous.get_or_insert_with(|| (0, Vec::with_capacity(32)));
+        previous.0 = e.position;
+        previous.1.clear();
+        previous.1.extend_from_slice(&e.hash);
         Ok(())
     }
 
@@ -250,7 +269,8 @@ impl Walker {
 
     fn check_version(&mut self, e: &StoredEvent, partial: bool) -> Result<(), Finding> {
         // `Some(None)`: the stream's last version was i64::MAX, so no version can follow it.
-        let due = match self.versions.get(&e.stream) {
+        let last = self.versions.get_mut(e.stream.as_str());
+        let due = match &last {
             Some(v) => Some(v.checked_add(1)),
             None if partial => None,
             None => Some(Some(1)),
@@ -262,7 +282,13 @@ impl Walker {
                 format!("stream {} has version {} where {due} was due", e.stream, e.version),
             ));
         }
-        self.versions.insert(e.stream.clone(), e.version);
+        // A known stream's entry is updated in place; only a new stream's name is copied.
+        match last {
+            Some(v) => *v = e.version,
+            None => {
+                self.versions.insert(e.stream.clone(), e.version);
+            }
+        }
         Ok(())
     }
 }
@@ -388,4 +414,84 @@ fn source_text(err: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use token_ledger::store::log::RequestMeta;
+
+    use super::*;
+    use crate::export::ExportedEvent;
+    use crate::source::Location;
+
+    /// A valid log of `n` users added, each on its own stream, chained from genesis.
+    fn users_added(n: i64) -> Vec<StoredEvent> {
+        let mut prev = GENESIS.to_vec();
+        (1..=n)
+            .map(|position| {
+                let mut e = StoredEvent {
+                    position,
+                    event_id: format!("event-{position}"),
+                    stream: format!("user-u{position}"),
+                    version: 1,
+                    event_type: "UserAdded".into(),
+                    schema_version: 1,
+                    payload: format!(r#"{{"username":"u{position}","password_hash":"x"}}"#),
+                    recorded_at: "2026-12-07T20:00:00.000Z".into(),
+                    meta: RequestMeta::default(),
+                    prev_hash: prev.clone(),
+                    hash: Vec::new(),
+                };
+                e.hash = chain_hash(&e.prev_hash, &e).to_vec();
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    fn verify_log(events: &[StoredEvent]) -> Verdict {
+        let mut file = tempfile::NamedTempFile::new().expect("a temporary file");
+        for e in events {
+            let line = serde_json::to_string(&ExportedEvent::from(e)).expect("serialises");
+            writeln!(file, "{line}").expect("write the log");
+        }
+        let source = Source::open(&Location::Log(file.path().to_owned())).expect("open the log");
+        verify(&source).expect("the log can be read")
+    }
+
+    #[test]
+    fn a_log_of_several_batches_verifies_with_its_last_event_as_head() {
+        let events = users_added(1_500);
+        let verdict = verify_log(&events);
+        assert!(verdict.intact, "{:?}", verdict.problem);
+        assert_eq!(verdict.events, 1_500);
+        assert_eq!(verdict.head_position, Some(1_500));
+        assert_eq!(verdict.head_hash, Some(hex::encode(&events[1_499].hash)));
+    }
+
+    #[test]
+    fn tampering_past_the_first_batches_is_named_at_its_position_with_the_head_before_it() {
+        for position in [512, 513, 1_025, 1_500] {
+            let mut events = users_added(1_500);
+            let index = position as usize - 1;
+            events[index].payload = events[index].payload.replace("\"x\"", "\"y\"");
+            let verdict = verify_log(&events);
+            let problem = verdict.problem.expect("the altered payload is found");
+            assert_eq!((problem.position, problem.check), (Some(position), Check::Hash));
+            assert_eq!(verdict.events, position as u64 - 1);
+            assert_eq!(verdict.head_position, Some(position - 1));
+            assert_eq!(verdict.head_hash, Some(hex::encode(&events[index - 1].hash)));
+        }
+    }
+
+    #[test]
+    fn an_undecodable_payload_behind_a_broken_chain_is_not_reported_first() {
+        let mut events = users_added(1_200);
+        events[699].prev_hash = vec![7; 32];
+        events[899].payload = "not json".into();
+        let problem = verify_log(&events).problem.expect("a problem");
+        assert_eq!((problem.position, problem.check), (Some(700), Check::Chain));
+    }
 }

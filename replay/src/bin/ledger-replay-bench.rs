@@ -15,6 +15,11 @@
 //!
 //! The views are deleted before phase 1 in a transaction of their own, so the database ends
 //! as it started: views equal to the log's fold.
+//!
+//! `--audit` runs only the read-only phases of the audit CLI (issue 11), on SQLite or on a
+//! PostgreSQL connection string, with `--archive DIR` reading the archived prefix too:
+//! `verify`, `replay` (the whole log, judged now) and `replay --at` the last event's time (the
+//! whole log again, with each event's `recorded_at` parsed), each `--rounds` times, best kept.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
@@ -24,8 +29,8 @@ use std::time::Instant;
 use clap::Parser;
 use ledger_replay::progress::Progress;
 use ledger_replay::rebuild::{rebuild, Options};
-use ledger_replay::replay::{fold_until, Moment};
-use ledger_replay::source::{Location, Source};
+use ledger_replay::replay::{fold_until, replay, Moment};
+use ledger_replay::source::{Flow, Location, Source};
 use ledger_replay::verify::verify;
 use ledger_replay::ReplayError;
 use serde::Serialize;
@@ -39,6 +44,16 @@ struct Args {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Only the read-only audit phases (verify, replay, replay --at); `--db` may then be a
+    /// PostgreSQL connection string.
+    #[arg(long)]
+    audit: bool,
+    /// The archive folder whose segments come before the live log (with --audit).
+    #[arg(long, value_name = "DIR", requires = "audit")]
+    archive: Option<PathBuf>,
+    /// Runs of each audit phase; the fastest is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
 }
 
 /// One timed phase.
@@ -54,7 +69,8 @@ struct Phase {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args.db) {
+    let ran = if args.audit { run_audit(&args) } else { run(&args.db) };
+    match ran {
         Ok(phases) => {
             if args.json {
                 let text = serde_json::to_string_pretty(&phases).expect("phases serialise");
@@ -93,10 +109,8 @@ fn run(db: &Path) -> Result<Vec<Phase>, ReplayError> {
     })?);
     let source = Source::open(&Location::Database(db.to_owned()))?;
     phases.push(timed("replay (memory)", || {
-        let (shadow, _) = fold_until(&source, Moment::Now)?;
-        let position = shadow.position();
-        shadow.finish()?;
-        Ok(position)
+        let (view, _) = fold_until(&source, Moment::Now)?;
+        Ok(view.position())
     })?);
     phases.push(timed("verify", || {
         let verdict = verify(&source)?;
@@ -104,6 +118,42 @@ fn run(db: &Path) -> Result<Vec<Phase>, ReplayError> {
         Ok(verdict.head_position.unwrap_or(0))
     })?);
     Ok(phases)
+}
+
+/// The audit CLI's read-only phases, best of `rounds` each.
+fn run_audit(args: &Args) -> Result<Vec<Phase>, ReplayError> {
+    let location = Location::of_db(args.db.clone());
+    let source = Source::open_with_archive(&location, args.archive.clone())?;
+    let last_at = last_recorded_at(&source)?;
+    let best = |name: &'static str, phase: &dyn Fn() -> Result<i64, ReplayError>| {
+        let mut best: Option<Phase> = None;
+        for _ in 0..args.rounds {
+            let run = timed(name, phase)?;
+            if best.as_ref().is_none_or(|b| run.seconds < b.seconds) {
+                best = Some(run);
+            }
+        }
+        Ok::<_, ReplayError>(best.expect("at least one round"))
+    };
+    Ok(vec![
+        best("verify", &|| {
+            let verdict = verify(&source)?;
+            assert!(verdict.intact, "the benchmark's log verifies: {:?}", verdict.problem);
+            Ok(verdict.events as i64)
+        })?,
+        best("replay", &|| Ok(replay(&source, Moment::Now)?.position))?,
+        best("replay --at", &|| Ok(replay(&source, Moment::At(last_at))?.position))?,
+    ])
+}
+
+/// The time of the log's last event, so that `replay --at` folds all of it.
+fn last_recorded_at(source: &Source) -> Result<i64, ReplayError> {
+    let mut last = None;
+    source.scan_after(None, |event| {
+        last = Some(event.recorded_at.clone());
+        Ok(Flow::Continue(()))
+    })?;
+    ledger_replay::time::parse(&last.unwrap_or_default())
 }
 
 /// Loses the views, as a damaged deployment would, in one transaction of its own.

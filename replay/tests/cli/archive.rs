@@ -212,10 +212,12 @@ fn on_postgres_history_is_archived_while_serving_and_verifies_as_one_chain() {
     let client = server.register("pg");
     let first = server.password(&client, "openid");
     let second = server.refresh(&client, first.refresh());
-    // The super admin, the client, an issue, a refresh (revocation and issue): 5 events. (On
-    // PostgreSQL `stats` walks the whole log, archive included, so its `events` is not the live
-    // count.)
-    wait_for_archived(&d, "archived_events", 5, u64::MAX);
+    // The super admin, the client, an issue, a refresh (revocation and issue): 5 events, all
+    // archived: `stats` counts them as archived and not as live (issue 9).
+    let archived = wait_for_archived(&d, "archived_events", 5, 0);
+    assert_eq!(archived["events"], 0, "{archived}");
+    assert!(archived["size"]["file_bytes"].as_u64() > Some(0), "the live database's size: {archived}");
+    assert!(archived["archive"]["segment_bytes"].as_u64() > Some(0), "{archived}");
     assert_eq!(server.introspect(&first.access_token)["active"], false);
     assert_eq!(server.introspect(&second.access_token)["active"], true);
     server.refresh_refused(&client, first.refresh());

@@ -2,10 +2,14 @@
 //! per group-commit batch. Logged every ten seconds while batches run, for the benchmarks
 //! (`LEDGER_LOCK_STATS_INTERVAL_MS` shortens the interval: `ledger-bench` reads the cumulative
 //! counts at both edges of its measured window and takes the difference).
+//!
+//! Also the live log's counts and sizes that `ledger-replay stats` shows ([`live_stats`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use crate::store::records::BResult;
 
 /// Buckets of 2^k microseconds, k = 0..=23 (up to ~8 s).
 const BUCKETS: usize = 24;
@@ -88,4 +92,61 @@ pub fn summary() -> (u64, u64, u64) {
         }
     }
     (batches, mean, 1u64 << BUCKETS)
+}
+
+/// What `ledger-replay stats` shows of a PostgreSQL database (issue 9): the live log's counts
+/// and sizes only, so that archived events (counted from the archiving steps and manifests by
+/// the caller) are never also counted as live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveStats {
+    /// (UTC day from `recorded_at`, event type, events) of the live `events` table.
+    pub by_day: Vec<(String, String, i64)>,
+    /// Access tokens of the live view still unexpired at `now`, per client.
+    pub active_by_client: Vec<(String, i64)>,
+    /// The views' checkpoint.
+    pub checkpoint: i64,
+    /// The `events` table with its indexes and TOAST (`pg_total_relation_size`).
+    pub events_bytes: i64,
+    /// The whole database (`pg_database_size`).
+    pub database_bytes: i64,
+}
+
+/// Reads [`LiveStats`] in one read-only, repeatable-read transaction (one snapshot for every
+/// number), on a connection of its own.
+pub fn live_stats(options: &super::PgOptions, now: i64) -> BResult<LiveStats> {
+    let mut client = options.connect()?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let by_day = tx
+        .query("SELECT left(recorded_at, 10), event_type, COUNT(*) FROM events GROUP BY 1, 2", &[])?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<BResult<_>>()?;
+    let active_by_client = tx
+        .query(
+            "SELECT client_id, COUNT(*) FROM active_tokens WHERE expires_at > $1 GROUP BY client_id",
+            &[&now],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<BResult<_>>()?;
+    let checkpoint = tx
+        .query_opt("SELECT position FROM checkpoints WHERE projection = 'views'", &[])?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0);
+    let sizes =
+        tx.query_one("SELECT pg_total_relation_size('events'), pg_database_size(current_database())", &[])?;
+    let stats = LiveStats {
+        by_day,
+        active_by_client,
+        checkpoint,
+        events_bytes: sizes.try_get(0)?,
+        database_bytes: sizes.try_get(1)?,
+    };
+    tx.commit()?;
+    Ok(stats)
 }

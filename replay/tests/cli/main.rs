@@ -10,6 +10,7 @@ mod fixtures;
 mod helpers;
 mod postgres;
 mod rebuild;
+mod rebuild_archived;
 mod record;
 mod replay_at;
 mod stats;

@@ -98,7 +98,8 @@ pub fn starting_image(
             return Err(ReplayError::DroppedHistory { first: 1, last: dropped.last_position });
         }
         let mut image = Image::new();
-        walk_segments(dir, &plan, 0, &mut |event| {
+        // `fold` never asks to stop, so the walk reads every segment.
+        let _ = walk_segments(dir, &plan, 0, &mut |event| {
             fold(&mut image, &event)?;
             progress.inc();
             Ok(Flow::Continue(()))
@@ -177,7 +178,11 @@ type Folded = (Image, i64, Vec<Difference>, (i64, Vec<u8>));
 
 /// Folds the log as of one read snapshot of the live database and compares the views of that
 /// same snapshot with the fold, so a writer running beside a check cannot cause false drift.
-fn fold_and_compare(live: &Connection, options: &Options, progress: &mut Progress) -> Result<Folded, ReplayError> {
+fn fold_and_compare(
+    live: &Connection,
+    options: &Options,
+    progress: &mut Progress,
+) -> Result<Folded, ReplayError> {
     live.execute_batch("BEGIN")?;
     let snapshot: Result<_, ReplayError> = (|| {
         let steps = sqlite_archive::steps(live)?;

@@ -81,7 +81,10 @@ fn fold_live(tx: &mut Rebuild, image: &mut Image, progress: &mut Progress) -> Re
 /// Every difference between the live views and the image, then the derived rows.
 fn compare(tx: &mut Rebuild, image: &Image) -> Result<Vec<Difference>, ReplayError> {
     let mut found = views_diff::compare_image(image, |table| Ok(tx.live_rows(table)?))?;
-    found.extend(views_diff::checkpoint_difference(tx.checkpoint().map_err(StoreError::from)?, image.position));
+    found.extend(views_diff::checkpoint_difference(
+        tx.checkpoint().map_err(StoreError::from)?,
+        image.position,
+    ));
     found.extend(views_diff::anchor_difference(tx.anchor_present().map_err(StoreError::from)?));
     found.extend(head_difference(tx.head().map_err(StoreError::from)?, image.position, &image.hash));
     Ok(found)

@@ -218,7 +218,10 @@ fn boundary_image(
     match snapshot::read(&policy.dir, &record) {
         Ok(image) if image.hash == boundary.last_hash => Ok(Some(image)),
         Ok(_) => {
-            tracing::warn!(position = record.last_position, "the boundary snapshot holds another hash; no snapshot is written");
+            tracing::warn!(
+                position = record.last_position,
+                "the boundary snapshot holds another hash; no snapshot is written"
+            );
             Ok(None)
         }
         Err(e) => {

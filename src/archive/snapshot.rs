@@ -54,8 +54,11 @@ pub fn write(dir: &Path, image: &Image) -> Result<SnapshotRecord, SegmentError> 
     let written: Result<Vec<u8>, SegmentError> = (|| {
         let out = create_private(&temp).map_err(io(&temp))?;
         let hashing = Hashing { inner: BufWriter::with_capacity(1 << 20, out), sha: Sha256::new() };
-        let mut encoder = zstd::stream::Encoder::new(hashing, LEVEL).map_err(io(&temp))?;
-        image.write_to(&mut encoder).map_err(io(&temp))?;
+        let encoder = zstd::stream::Encoder::new(hashing, LEVEL).map_err(io(&temp))?;
+        // The image is written a cell at a time: buffered, so the encoder sees large writes.
+        let mut buffered = BufWriter::with_capacity(1 << 16, encoder);
+        image.write_to(&mut buffered).map_err(io(&temp))?;
+        let encoder = buffered.into_inner().map_err(|e| io(&temp)(e.into_error()))?;
         let Hashing { inner, sha } = encoder.finish().map_err(io(&temp))?;
         let out = inner.into_inner().map_err(|e| io(&temp)(e.into_error()))?;
         out.sync_all().map_err(io(&temp))?;
@@ -86,8 +89,8 @@ pub fn read(dir: &Path, record: &SnapshotRecord) -> Result<Image, SegmentError> 
         )));
     }
     let file = File::open(&path).map_err(io(&path))?;
-    let mut decoder = zstd::stream::Decoder::new(BufReader::new(file)).map_err(io(&path))?;
-    let image = Image::read_from(&mut decoder).map_err(&invalid)?;
+    let decoder = zstd::stream::Decoder::new(file).map_err(io(&path))?;
+    let image = Image::read_from(&mut BufReader::with_capacity(1 << 16, decoder)).map_err(&invalid)?;
     if image.position != record.last_position {
         return Err(invalid(format!(
             "it holds the views at position {}, the database recorded {}",

@@ -107,7 +107,13 @@ pub const TABLES: [Table; 7] = [
     },
     Table {
         name: "rotated_refresh_tokens",
-        columns: &[("refresh_digest", B), ("family_id", T), ("client_id", T), ("stream", T), ("rotated_at", I)],
+        columns: &[
+            ("refresh_digest", B),
+            ("family_id", T),
+            ("client_id", T),
+            ("stream", T),
+            ("rotated_at", I),
+        ],
         key: 1,
     },
     Table {
@@ -225,8 +231,7 @@ impl Image {
                 }
             }
             ViewOp::PutUser { key, user } => {
-                let row =
-                    vec![Cell::text(key), Cell::text(&user.username), Cell::text(&user.password_hash)];
+                let row = vec![Cell::text(key), Cell::text(&user.username), Cell::text(&user.password_hash)];
                 self.put(USERS, row);
             }
             ViewOp::SetPassword { key, password_hash } => {
@@ -360,7 +365,12 @@ impl Image {
             let table = &TABLES[index];
             for row in rows {
                 if row.len() != table.columns.len() {
-                    return Err(format!("a row of {} has {} columns, not {}", table.name, row.len(), table.columns.len()));
+                    return Err(format!(
+                        "a row of {} has {} columns, not {}",
+                        table.name,
+                        row.len(),
+                        table.columns.len()
+                    ));
                 }
                 for (cell, (name, kind)) in row.iter().zip(table.columns) {
                     let fits = matches!(
@@ -431,7 +441,11 @@ impl Image {
         for (table, rows) in TABLES.iter().zip(tables.iter_mut()) {
             let name = read_bytes(input).map_err(io)?;
             if name != table.name.as_bytes() {
-                return Err(format!("expected table {}, found {:?}", table.name, String::from_utf8_lossy(&name)));
+                return Err(format!(
+                    "expected table {}, found {:?}",
+                    table.name,
+                    String::from_utf8_lossy(&name)
+                ));
             }
             let count = u64::from_be_bytes(read_array(input).map_err(io)?);
             for _ in 0..count {
@@ -591,7 +605,8 @@ mod tests {
     fn sql_tables(conn: &Connection) -> [Vec<Vec<Cell>>; 7] {
         let mut tables: [Vec<Vec<Cell>>; 7] = Default::default();
         for (table, rows) in TABLES.iter().zip(tables.iter_mut()) {
-            let mut stmt = conn.prepare(&format!("SELECT {} FROM {}", table.column_list(), table.name)).unwrap();
+            let mut stmt =
+                conn.prepare(&format!("SELECT {} FROM {}", table.column_list(), table.name)).unwrap();
             let mut found = stmt.query([]).unwrap();
             while let Some(r) = found.next().unwrap() {
                 let row = (0..table.columns.len())
@@ -620,7 +635,11 @@ mod tests {
                 let op = random_op(&mut rng, serial);
                 let by_sql = crate::store::sqlite::projection::apply(&conn, &op);
                 let by_image = image.apply(&op);
-                assert_eq!(by_sql.is_ok(), by_image.is_ok(), "seed {seed}, op {serial}: {op:?}: {by_image:?}");
+                assert_eq!(
+                    by_sql.is_ok(),
+                    by_image.is_ok(),
+                    "seed {seed}, op {serial}: {op:?}: {by_image:?}"
+                );
             }
             let from_sql = Image::from_tables(image.position, image.hash.clone(), sql_tables(&conn)).unwrap();
             assert!(image.row_count() > 10, "seed {seed}: the pools leave rows behind");

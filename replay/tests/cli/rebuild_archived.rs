@@ -162,7 +162,8 @@ fn rebuild_after_archiving(config: Config) {
 
     db.empty_derived();
     let check = rebuild(&d, &["--check"], 1);
-    for view in ["clients", "users", "active_tokens", "rotated_refresh_tokens", "checkpoints", "chain_anchor"] {
+    for view in ["clients", "users", "active_tokens", "rotated_refresh_tokens", "checkpoints", "chain_anchor"]
+    {
         assert!(has(&check, view, "missing"), "no missing {view} in {check}");
     }
     let rebuilt = rebuild(&d, &[], 0);
@@ -175,7 +176,11 @@ fn rebuild_after_archiving(config: Config) {
     db.execute("DELETE FROM active_tokens; DELETE FROM rotated_refresh_tokens;");
     if retain {
         let full = rebuild(&d, &["--full"], 0);
-        assert_eq!((full["swapped"].clone(), full["started_from"].clone()), (true.into(), 0.into()), "{full}");
+        assert_eq!(
+            (full["swapped"].clone(), full["started_from"].clone()),
+            (true.into(), 0.into()),
+            "{full}"
+        );
         assert_eq!(db.derived(), before, "--full folds to the same views");
     } else {
         let config = d.config_path().display().to_string();

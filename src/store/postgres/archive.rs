@@ -94,8 +94,7 @@ pub fn remove_archived(c: &mut Conn, limit: usize) -> BResult<u64> {
 
 /// The snapshot of the latest step that has one (none before the snapshot schema).
 pub fn last_snapshot(c: &mut Conn) -> BResult<Option<SnapshotRecord>> {
-    let exists: bool =
-        c.client.query_one("SELECT to_regclass('archive_snapshots') IS NOT NULL", &[])?.get(0);
+    let exists: bool = c.client.query_one("SELECT to_regclass('archive_snapshots') IS NOT NULL", &[])?.get(0);
     if !exists {
         return Ok(None);
     }

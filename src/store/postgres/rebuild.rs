@@ -101,12 +101,8 @@ impl Rebuild {
             );
             let rows: Vec<&Vec<Cell>> = image.rows(index).values().collect();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let columns: Vec<Box<dyn ToSql + Sync + '_>> = table
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, kind))| column(chunk, i, *kind))
-                    .collect();
+                let columns: Vec<Box<dyn ToSql + Sync + '_>> =
+                    table.columns.iter().enumerate().map(|(i, (_, kind))| column(chunk, i, *kind)).collect();
                 let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|c| c.as_ref()).collect();
                 self.conn.client.execute(&sql, &params)?;
             }

@@ -120,7 +120,12 @@ pub fn last_snapshot(conn: &Connection) -> BResult<Option<SnapshotRecord>> {
     )?;
     Ok(stmt
         .query_row([], |r| {
-            Ok(SnapshotRecord { last_position: r.get(0)?, file: r.get(1)?, sha256: r.get(2)?, row_count: r.get(3)? })
+            Ok(SnapshotRecord {
+                last_position: r.get(0)?,
+                file: r.get(1)?,
+                sha256: r.get(2)?,
+                row_count: r.get(3)?,
+            })
         })
         .optional()?)
 }

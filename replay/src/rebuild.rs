@@ -195,7 +195,8 @@ fn fold_and_compare(
         let live_events = first.map_or(0, |f| (tail - f.max(archived + 1) + 1).max(0));
         progress.set_total(live_events as u64 + if options.full { archived as u64 } else { 0 });
         let mut image = starting_image(steps, sqlite_archive::last_snapshot(live)?, options, progress)?;
-        let started_from = image.position;
+        // With --full the fold started at position 1, through the segments.
+        let started_from = if options.full { 0 } else { image.position };
         read_events(live, image.position, |event| {
             fold(&mut image, &event)?;
             progress.inc();

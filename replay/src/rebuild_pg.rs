@@ -43,7 +43,8 @@ pub fn rebuild(
     let anchor = anchor_of(&steps);
     let last_snapshot = tx.last_snapshot()?;
     let mut image = starting_image(steps, last_snapshot, &options, progress)?;
-    let started_from = image.position;
+    // With --full the fold started at position 1, through the segments.
+    let started_from = if options.full { 0 } else { image.position };
     fold_live(&mut tx, &mut image, progress)?;
     let differences = compare(&mut tx, &image)?;
     let drift = !differences.is_empty();

@@ -50,9 +50,19 @@ pub enum ReplayError {
     #[error("{0}")]
     Postgres(String),
     #[error(
-        "positions 1 to {0} were archived out of the database: rebuild folds the live log from position 1 and would lose their state, so it refuses (the views already carry it; rebuilding from the archives is not implemented yet)"
+        "positions 1 to {0} were archived without a boundary snapshot (by an older build): rebuild them with --full from every segment"
     )]
-    ArchivedPrefix(i64),
+    NoSnapshot(i64),
+    #[error(
+        "positions {first} to {last} were dropped (retain_access_tokens_for_auditing = false), so no archive holds them: rebuild without --full starts from the boundary snapshot"
+    )]
+    DroppedHistory { first: i64, last: i64 },
+    #[error(
+        "positions 1 to {0} were archived: pass --archive DIR (or --config) so rebuild can read the archive folder"
+    )]
+    NoArchiveDir(i64),
+    #[error("the boundary snapshot: {0}")]
+    Snapshot(token_ledger::archive::segment::SegmentError),
     #[error("archive segment {segment}: {reason}")]
     Segment { segment: String, position: Option<i64>, reason: String },
 }

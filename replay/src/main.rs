@@ -126,9 +126,15 @@ enum Command {
     Rebuild {
         #[command(flatten)]
         database: DatabaseArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
         /// Compare and report every difference; change nothing (exit 1 on drift).
         #[arg(long)]
         check: bool,
+        /// After archiving: fold every archive segment from position 1 instead of starting
+        /// from the boundary snapshot of the last archiving step (refused after dropping).
+        #[arg(long)]
+        full: bool,
         /// Swap the views even though a server holds the database's lock, or (PostgreSQL) nodes
         /// beat in `node_heartbeats` (the server keeps the view it loaded at start-up in memory:
         /// restart it afterwards; on PostgreSQL appenders wait until the swap commits).
@@ -205,14 +211,11 @@ fn run(command: Command, json: bool) -> Result<ExitCode, ReplayError> {
             print(&replay::replay(&source, moment)?, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { database, check, force_while_serving } => {
-            // The fold starts at position 1; after archiving, the live log starts later and a
-            // fold of it alone would replace the views with a fraction of the state.
-            let archived = Source::open(&Location::of_db(database.path()?))?.archive_steps()?;
-            if let Some(last) = archived.last() {
-                return Err(ReplayError::ArchivedPrefix(last.last_position));
-            }
-            let options = Options { check_only: check, force_while_serving };
+        Command::Rebuild { database, archive, check, full, force_while_serving } => {
+            // After archiving, the fold starts from the boundary snapshot in the archive folder
+            // (or, with --full, reads every segment from position 1).
+            let archive = archive.dir(&database.db, &database.config)?;
+            let options = Options { check_only: check, force_while_serving, full, archive };
             let mut progress = Progress::on_stderr("rebuild", 0);
             let report = rebuild::rebuild_at(&Location::of_db(database.path()?), options, &mut progress)?;
             print(&report, json)?;

@@ -1,22 +1,23 @@
-//! `rebuild` on PostgreSQL: the same fold through the server's projection, into temporary
-//! shadow tables of the live database (`token_ledger::store::postgres::rebuild`), the same
-//! comparison and report as on SQLite, and a swap in the same transaction.
+//! `rebuild` on PostgreSQL: the same fold into an in-memory image through the server's
+//! `fold::ops`, from the same start (the log's start, the boundary snapshot, or with `--full`
+//! the archive segments), the same comparison and report as on SQLite, and the image written
+//! over the live views in the rebuild's transaction (`token_ledger::store::postgres::rebuild`).
 //!
 //! Nodes serving the database are known by their heartbeat rows (schema/postgres/0003): a
 //! rebuild refuses while one beat in the last few seconds, unless forced; a check never does.
 
-use token_ledger::store::fold;
-use token_ledger::store::postgres::rebuild::{Rebuild, TableRows};
+use token_ledger::store::image::Image;
+use token_ledger::store::postgres::rebuild::Rebuild;
 use token_ledger::store::postgres::PgOptions;
 use token_ledger::store::StoreError;
 
 use crate::progress::Progress;
-use crate::rebuild::{Options, Report};
-use crate::views_diff::{self, Difference, Kind, Rows, VIEW_TABLES};
+use crate::rebuild::{anchor_of, fold, starting_image, Options, Report};
+use crate::views_diff::{self, Difference, Kind};
 use crate::ReplayError;
 
 /// Events read per query while folding.
-const PAGE: usize = 1000;
+const PAGE: usize = 10_000;
 
 /// Runs a rebuild (or a check) of the views of the PostgreSQL database at `url`; `shown` is the
 /// URL without its password.
@@ -37,17 +38,24 @@ pub fn rebuild(
             return Err(ReplayError::NodesServing { database: shown.to_owned(), nodes: named.join(", ") });
         }
     }
-    let mut tx = Rebuild::begin(&pg, options.check_only, &VIEW_TABLES).map_err(StoreError::from)?;
-    let (position, hash) = fold(&mut tx, progress)?;
-    let differences = compare(&mut tx, position, &hash)?;
+    let mut tx = Rebuild::begin(&pg, options.check_only).map_err(StoreError::from)?;
+    let steps = tx.steps()?;
+    let anchor = anchor_of(&steps);
+    let last_snapshot = tx.last_snapshot()?;
+    let mut image = starting_image(steps, last_snapshot, &options, progress)?;
+    // With --full the fold started at position 1, through the segments.
+    let started_from = if options.full { 0 } else { image.position };
+    fold_live(&mut tx, &mut image, progress)?;
+    let differences = compare(&mut tx, &image)?;
     let drift = !differences.is_empty();
     let swapped = drift && !options.check_only;
     if swapped {
-        tx.swap_and_commit(&VIEW_TABLES, position, &hash).map_err(StoreError::from)?;
+        tx.write_image_and_commit(&image, (anchor.0, &anchor.1)).map_err(StoreError::from)?;
     }
     Ok(Report {
         database: shown.into(),
-        position,
+        position: image.position,
+        started_from,
         drift,
         differences,
         swapped,
@@ -56,48 +64,31 @@ pub fn rebuild(
     })
 }
 
-/// Folds the whole log into the shadow; returns the last position and its hash.
-fn fold(tx: &mut Rebuild, progress: &mut Progress) -> Result<(i64, Vec<u8>), ReplayError> {
-    let (mut position, mut hash) = (0, token_ledger::store::log::GENESIS.to_vec());
+/// Folds the live log after the image's position into it.
+fn fold_live(tx: &mut Rebuild, image: &mut Image, progress: &mut Progress) -> Result<(), ReplayError> {
     loop {
-        let page = tx.read_after(position, PAGE).map_err(StoreError::from)?;
+        let page = tx.read_after(image.position, PAGE).map_err(StoreError::from)?;
         if page.is_empty() {
             progress.finish();
-            return Ok((position, hash));
+            return Ok(());
         }
         for stored in page {
-            let fold_error = |source| ReplayError::Fold { position: stored.position, source };
-            let event = stored.decode().map_err(fold_error)?;
-            for op in fold::ops(&stored, &event) {
-                tx.project(&op).map_err(|e| fold_error(e.into()))?;
-            }
+            fold(image, &stored)?;
             progress.inc();
-            (position, hash) = (stored.position, stored.hash);
         }
     }
 }
 
-/// Every difference between the live views and the shadow, then the derived rows.
-fn compare(tx: &mut Rebuild, position: i64, hash: &[u8]) -> Result<Vec<Difference>, ReplayError> {
-    let mut found = Vec::new();
-    for table in VIEW_TABLES {
-        let rows = tx.differing_rows(table).map_err(StoreError::from)?;
-        let (live, rebuilt) = (keyed(&rows, &rows.live_only), keyed(&rows, &rows.rebuilt_only));
-        found.extend(views_diff::diff_rows(table, &rows.names, live, rebuilt));
-    }
-    found.extend(views_diff::checkpoint_difference(tx.checkpoint().map_err(StoreError::from)?, position));
+/// Every difference between the live views and the image, then the derived rows.
+fn compare(tx: &mut Rebuild, image: &Image) -> Result<Vec<Difference>, ReplayError> {
+    let mut found = views_diff::compare_image(image, |table| Ok(tx.live_rows(table)?))?;
+    found.extend(views_diff::checkpoint_difference(
+        tx.checkpoint().map_err(StoreError::from)?,
+        image.position,
+    ));
     found.extend(views_diff::anchor_difference(tx.anchor_present().map_err(StoreError::from)?));
-    found.extend(head_difference(tx.head().map_err(StoreError::from)?, position, hash));
+    found.extend(head_difference(tx.head().map_err(StoreError::from)?, image.position, &image.hash));
     Ok(found)
-}
-
-fn keyed(rows: &TableRows, only: &[Vec<String>]) -> Rows {
-    only.iter()
-        .map(|row| {
-            let key: Vec<&str> = rows.key.iter().map(|&i| row[i].as_str()).collect();
-            (key.join("/"), row.clone())
-        })
-        .collect()
 }
 
 /// The head row names the last event and its hash; appenders chain from it.

@@ -144,9 +144,14 @@ impl Display for Difference {
 
 impl Display for rebuild::Report {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let from = if self.started_from > 0 {
+            format!("from the boundary snapshot at position {}", self.started_from)
+        } else {
+            "from its start".to_owned()
+        };
         writeln!(
             f,
-            "{}: folded the log to position {}; {} differences",
+            "{}: folded the log {from} to position {}; {} differences",
             self.database.display(),
             self.position,
             self.differences.len()

@@ -1,27 +1,13 @@
-//! Row-by-row comparison of the live views with a rebuilt shadow, over every column the live
-//! table has, keyed by its primary key. On SQLite the live schema is `main` and the shadow is
-//! attached as `shadow`; PostgreSQL (`rebuild_pg`) brings its own rows to [`diff_rows`].
+//! Row-by-row comparison of the live views with the image folded from the log, over every
+//! column of the view, keyed by its primary key. Each backend's rebuild reads its live rows;
+//! the comparison itself happens in memory.
 
 use std::collections::BTreeMap;
 
-use rusqlite::types::Value;
-use rusqlite::{Connection, OptionalExtension as _};
 use serde::Serialize;
+use token_ledger::store::image::{Cell, Image, Table, TABLES};
 
 use crate::ReplayError;
-
-/// The tables the projection (`fold::ops` through the SQLite backend) writes. Listed, not discovered: a table the projection does not
-/// own (a key store, say) must never be wiped by a rebuild.
-pub const VIEW_TABLES: [&str; 7] = [
-    "clients",
-    "users",
-    "active_tokens",
-    "rotated_refresh_tokens",
-    // The code flow's views (schema/sqlite/0004_authorization_code.sql).
-    "authorization_codes",
-    "login_sessions",
-    "consents",
-];
 
 /// Columns whose values are secrets at rest or ciphertext: a difference is reported, not shown.
 const REDACTED: [&str; 3] = ["sealed_access", "sealed_refresh", "password_hash"];
@@ -56,38 +42,41 @@ pub struct ColumnDifference {
     pub rebuilt: String,
 }
 
-/// The columns of a live view table, in order, and the index of its primary key.
-pub fn columns(conn: &Connection, table: &str) -> Result<(Vec<String>, usize), ReplayError> {
-    let mut stmt = conn.prepare(&format!("PRAGMA main.table_info({table})"))?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(5)?)))?;
-    let mut names = Vec::new();
-    let mut key = 0;
-    for (index, row) in rows.enumerate() {
-        let (name, pk) = row?;
-        if pk == 1 {
-            key = index;
+/// Every difference between the live views (their rows by table, read by `live_rows` in the
+/// image's column order) and the image folded from the log, views in order, rows by key.
+pub fn compare_image(
+    image: &Image,
+    mut live_rows: impl FnMut(&Table) -> Result<Vec<Vec<Cell>>, ReplayError>,
+) -> Result<Vec<Difference>, ReplayError> {
+    let mut found = Vec::new();
+    for (index, table) in TABLES.iter().enumerate() {
+        let rebuilt = image.rows(index);
+        let live: BTreeMap<Vec<Cell>, Vec<Cell>> =
+            live_rows(table)?.into_iter().map(|row| (row[..table.key].to_vec(), row)).collect();
+        let mut live_only = Rows::new();
+        for (key, row) in &live {
+            if rebuilt.get(key) != Some(row) {
+                live_only.insert(key_text(key), shown(row));
+            }
         }
-        names.push(name);
+        let mut rebuilt_only = Rows::new();
+        for (key, row) in rebuilt {
+            if live.get(key) != Some(row) {
+                rebuilt_only.insert(key_text(key), shown(row));
+            }
+        }
+        let names: Vec<String> = table.columns.iter().map(|(n, _)| (*n).to_owned()).collect();
+        found.extend(diff_rows(table.name, &names, live_only, rebuilt_only));
     }
-    Ok((names, key))
+    Ok(found)
 }
 
-/// Every difference between `main` and `shadow`, views in order, rows by key; then the
-/// checkpoint and the chain anchor, whose rows may be missing altogether.
-pub fn compare(conn: &Connection) -> Result<Vec<Difference>, ReplayError> {
-    let mut found = Vec::new();
-    for table in VIEW_TABLES {
-        found.extend(compare_table(conn, table)?);
-    }
-    let checkpoint = |schema: &str| -> Result<Option<i64>, ReplayError> {
-        let sql = format!("SELECT position FROM {schema}.checkpoints WHERE projection = 'views'");
-        Ok(conn.query_row(&sql, [], |r| r.get(0)).optional()?)
-    };
-    found.extend(checkpoint_difference(checkpoint("main")?, checkpoint("shadow")?.unwrap_or(0)));
-    let anchored: bool =
-        conn.query_row("SELECT EXISTS(SELECT 1 FROM main.chain_anchor WHERE id = 1)", [], |r| r.get(0))?;
-    found.extend(anchor_difference(anchored));
-    Ok(found)
+fn key_text(key: &[Cell]) -> String {
+    key.iter().map(Cell::shown).collect::<Vec<_>>().join("/")
+}
+
+fn shown(row: &[Cell]) -> Vec<String> {
+    row.iter().map(Cell::shown).collect()
 }
 
 /// The views' checkpoint row: missing, or at another position than the fold's.
@@ -122,25 +111,6 @@ pub fn anchor_difference(present: bool) -> Option<Difference> {
 
 /// Rows of one table by key, each value shown as text.
 pub type Rows = BTreeMap<String, Vec<String>>;
-
-fn compare_table(conn: &Connection, table: &str) -> Result<Vec<Difference>, ReplayError> {
-    let (names, key) = columns(conn, table)?;
-    let list = names.join(", ");
-    let only_in = |a: &str, b: &str| -> Result<Rows, ReplayError> {
-        let sql = format!("SELECT {list} FROM {a}.{table} EXCEPT SELECT {list} FROM {b}.{table}");
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], |r| {
-            (0..names.len()).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()
-        })?;
-        let mut by_key = Rows::new();
-        for row in rows {
-            let row = row?;
-            by_key.insert(show(&row[key]), row.iter().map(show).collect());
-        }
-        Ok(by_key)
-    };
-    Ok(diff_rows(table, &names, only_in("main", "shadow")?, only_in("shadow", "main")?))
-}
 
 /// The differences of one table, from the rows only the live view has and the rows only the
 /// rebuilt one has, sorted by key.
@@ -179,15 +149,4 @@ fn column_differences(names: &[String], live: &[String], rebuilt: &[String]) -> 
             ColumnDifference { column: name.clone(), live: shown(l), rebuilt: shown(r) }
         })
         .collect()
-}
-
-/// A value as text: blobs (digests) in hex.
-fn show(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Integer(i) => i.to_string(),
-        Value::Real(f) => f.to_string(),
-        Value::Text(t) => t.clone(),
-        Value::Blob(b) => hex::encode(b),
-    }
 }

@@ -10,13 +10,19 @@
 //! A crash before 2 leaves a segment file that no step names (written again next time); after 2,
 //! the next round (or start) completes 3. The views are never touched: they already carry the
 //! state (active and rotated tokens, clients, users), so the service answers as before.
+//!
+//! Each step also writes the views' image at its last position (`snapshot`): the previous
+//! step's snapshot with the step's events folded in through `fold::ops`, recorded in the step's
+//! transaction, so `ledger-replay rebuild` can restore the views once the prefix is gone.
 
 use std::path::PathBuf;
 
 use super::segment::{SegmentError, SegmentWriter};
+use super::snapshot;
 use crate::domain::events::Millis;
+use crate::store::image::Image;
 use crate::store::log::{chain_hash, format_time, BrokenChain, StoredEvent, GENESIS};
-use crate::store::steps::{ArchiveStep, ArchiveStore, StepKind};
+use crate::store::steps::{ArchiveStep, ArchiveStore, SnapshotRecord, StepKind};
 use crate::store::StoreError;
 
 /// What the archiver does, from `[oauth.token_cleanup]` and `[ledger.archive]`.
@@ -127,6 +133,8 @@ fn archive_step(
     // Created with the first eligible event, so a round with nothing to do writes nothing.
     let mut writer: Option<SegmentWriter> = None;
     let mut chain = Chain { position: after, hash: prev.clone(), first: None, last: None, count: 0 };
+    // The views at the boundary, to carry to the step's end; `None` when no snapshot reaches it.
+    let mut image: Option<Image> = None;
     'read: loop {
         let page = store.read_after(chain.position, PAGE)?;
         if page.is_empty() {
@@ -138,6 +146,12 @@ fn archive_step(
                 break 'read;
             }
             chain.check(&event).map_err(ArchiveError::Broken)?;
+            if chain.count == 0 {
+                image = boundary_image(store, policy, boundary.as_ref())?;
+            }
+            if let Some(image) = image.as_mut() {
+                image.fold(&event)?;
+            }
             if policy.retain {
                 if writer.is_none() {
                     writer = Some(SegmentWriter::create(&policy.dir)?);
@@ -160,6 +174,10 @@ fn archive_step(
         }
         None => (None, None, 0),
     };
+    let snapshot = match &image {
+        Some(image) => Some(snapshot::write(&policy.dir, image)?),
+        None => None,
+    };
     let step = ArchiveStep {
         first_position: first.position,
         last_position: last.position,
@@ -173,10 +191,44 @@ fn archive_step(
         sha256,
         recorded_at: format_time(now),
     };
-    if !record(store, &step, boundary.as_ref())? {
+    if !record(store, &step, boundary.as_ref(), snapshot.as_ref())? {
         return Ok(None);
     }
+    if snapshot.is_some() {
+        // The previous snapshot is kept too; older ones are no longer any boundary's.
+        snapshot::prune(&policy.dir, after);
+    }
     Ok(Some((step, bytes)))
+}
+
+/// The views' image at the boundary the next step starts from: the empty views before the
+/// first step, else the snapshot recorded with the last step. `None` (no snapshot written) when
+/// that step has none, as after archiving with an older build, or it cannot be read.
+fn boundary_image(
+    store: &mut dyn ArchiveStore,
+    policy: &ArchivePolicy,
+    boundary: Option<&ArchiveStep>,
+) -> Result<Option<Image>, ArchiveError> {
+    let Some(boundary) = boundary else {
+        return Ok(Some(Image::new()));
+    };
+    let Some(record) = store.last_snapshot()?.filter(|r| r.last_position == boundary.last_position) else {
+        return Ok(None);
+    };
+    match snapshot::read(&policy.dir, &record) {
+        Ok(image) if image.hash == boundary.last_hash => Ok(Some(image)),
+        Ok(_) => {
+            tracing::warn!(
+                position = record.last_position,
+                "the boundary snapshot holds another hash; no snapshot is written"
+            );
+            Ok(None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the boundary snapshot cannot be read; no snapshot is written");
+            Ok(None)
+        }
+    }
 }
 
 /// Records the step and moves the start-up anchor to its end, in one transaction under the
@@ -185,6 +237,7 @@ fn record(
     store: &mut dyn ArchiveStore,
     step: &ArchiveStep,
     boundary: Option<&ArchiveStep>,
+    snapshot: Option<&SnapshotRecord>,
 ) -> Result<bool, ArchiveError> {
     store.begin()?;
     let done: Result<bool, crate::store::BackendError> = (|| {
@@ -192,6 +245,9 @@ fn record(
             return Ok(false);
         }
         store.record_step(step)?;
+        if let Some(snapshot) = snapshot {
+            store.record_snapshot(snapshot)?;
+        }
         // Everything up to the step's end was just verified; the anchor must not point at an
         // event that is about to leave the database.
         if store.anchor()?.0 < step.last_position {

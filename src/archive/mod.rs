@@ -6,6 +6,7 @@
 pub mod archiver;
 pub mod line;
 pub mod segment;
+pub mod snapshot;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod clock;
 pub mod fold;
 pub mod follow;
+pub mod image;
 pub mod ledger;
 pub mod log;
 pub mod lookup;

@@ -55,6 +55,20 @@ pub struct ArchiveStep {
     pub recorded_at: String,
 }
 
+/// The views' snapshot at the end of a recorded step (schema `archive_snapshots`): a file in
+/// the archive folder (`crate::archive::snapshot`) and its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    /// The step's last position: the snapshot holds the views folded up to here.
+    pub last_position: i64,
+    /// The file's name in the archive folder.
+    pub file: String,
+    /// The SHA-256 of the file.
+    pub sha256: Vec<u8>,
+    /// How many view rows it holds.
+    pub row_count: i64,
+}
+
 /// The write side of a store that can archive. Every method runs inside the transaction that
 /// `WriteStore::begin` opened (the log's write lock), except `steps`, which may run outside.
 pub trait ArchiveStore: WriteStore {
@@ -67,4 +81,8 @@ pub trait ArchiveStore: WriteStore {
     /// Removes up to `limit` of the oldest events that a recorded step accounts for, carrying
     /// their streams' last versions into `archived_streams`. Returns how many it removed.
     fn remove_archived(&mut self, limit: usize) -> BResult<u64>;
+    /// The snapshot of the latest step that has one.
+    fn last_snapshot(&mut self) -> BResult<Option<SnapshotRecord>>;
+    /// Names a step's snapshot; in the transaction that records the step.
+    fn record_snapshot(&mut self, snapshot: &SnapshotRecord) -> BResult<()>;
 }

@@ -11,6 +11,7 @@ mod fixtures;
 mod helpers;
 mod postgres;
 mod rebuild;
+mod rebuild_archived;
 mod record;
 mod replay_at;
 mod stats;

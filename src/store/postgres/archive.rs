@@ -5,7 +5,7 @@ use postgres::Row;
 use super::rows::Conn;
 use super::PgStore;
 use crate::store::records::{BResult, BackendError};
-use crate::store::steps::{ArchiveStep, ArchiveStore, StepKind};
+use crate::store::steps::{ArchiveStep, ArchiveStore, SnapshotRecord, StepKind};
 
 fn step(r: &Row) -> BResult<ArchiveStep> {
     let kind: String = r.try_get(7)?;
@@ -92,6 +92,36 @@ pub fn remove_archived(c: &mut Conn, limit: usize) -> BResult<u64> {
     c.execute("DELETE FROM events WHERE position BETWEEN $1 AND $2", &[&first, &upto])
 }
 
+/// The snapshot of the latest step that has one (none before the snapshot schema).
+pub fn last_snapshot(c: &mut Conn) -> BResult<Option<SnapshotRecord>> {
+    let exists: bool = c.client.query_one("SELECT to_regclass('archive_snapshots') IS NOT NULL", &[])?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let row = c.query_opt(
+        "SELECT last_position, file, sha256, row_count FROM archive_snapshots
+         ORDER BY last_position DESC LIMIT 1",
+        &[],
+    )?;
+    row.map(|r| {
+        Ok(SnapshotRecord {
+            last_position: r.try_get(0)?,
+            file: r.try_get(1)?,
+            sha256: r.try_get(2)?,
+            row_count: r.try_get(3)?,
+        })
+    })
+    .transpose()
+}
+
+pub fn record_snapshot(c: &mut Conn, s: &SnapshotRecord) -> BResult<()> {
+    c.execute(
+        "INSERT INTO archive_snapshots (last_position, file, sha256, row_count) VALUES ($1, $2, $3, $4)",
+        &[&s.last_position, &s.file, &s.sha256, &s.row_count],
+    )?;
+    Ok(())
+}
+
 impl ArchiveStore for PgStore {
     fn steps(&mut self) -> BResult<Vec<ArchiveStep>> {
         self.run(steps)
@@ -104,5 +134,11 @@ impl ArchiveStore for PgStore {
     }
     fn remove_archived(&mut self, limit: usize) -> BResult<u64> {
         self.run(|c| remove_archived(c, limit))
+    }
+    fn last_snapshot(&mut self) -> BResult<Option<SnapshotRecord>> {
+        self.run(last_snapshot)
+    }
+    fn record_snapshot(&mut self, snapshot: &SnapshotRecord) -> BResult<()> {
+        self.run(|c| record_snapshot(c, snapshot))
     }
 }

@@ -1,7 +1,7 @@
-//! The SQL of `ledger-replay rebuild` on PostgreSQL. The shadow views are temporary tables
-//! named like the live ones (`CREATE TEMP TABLE … (LIKE public.…)`): PostgreSQL looks names up
-//! in the session's temporary schema first, so the server's own projection (`rows::project`)
-//! writes into the shadow unchanged, while `events` (which has no shadow) is the live log.
+//! The SQL of `ledger-replay rebuild` on PostgreSQL. The rebuild folds the log into an
+//! in-memory image of the views (`store::image`) through the server's `fold::ops`; this file
+//! reads the log and the live views, and writes the image over them (`UNNEST` of one array per
+//! column, thousands of rows per statement) in the rebuild's transaction.
 //!
 //! A check runs in one REPEATABLE READ snapshot beside serving nodes: the log, its head and the
 //! views it compares are one moment's. A rebuild first takes `log_head` in EXCLUSIVE mode, which
@@ -11,34 +11,22 @@
 use postgres::types::ToSql;
 
 use super::rows::{self, Conn};
-use super::{heartbeat, PgOptions};
-use crate::store::records::{BResult, BackendError, StoredEvent, ViewOp};
+use super::{archive, heartbeat, PgOptions};
+use crate::store::image::{Cell, Image, Kind, Table, TABLES};
+use crate::store::records::{BResult, BackendError, StoredEvent};
+use crate::store::steps::{ArchiveStep, SnapshotRecord};
 
 pub use super::heartbeat::LiveNode;
 
-/// One table's rows that only one side has, each value as text (bytea in hex, NULL as `null`).
-#[derive(Debug, Default)]
-pub struct TableRows {
-    /// Every column of the live table, in order.
-    pub names: Vec<String>,
-    /// The positions in `names` of the primary key's columns.
-    pub key: Vec<usize>,
-    /// Rows of the live view that the fold does not have as they are.
-    pub live_only: Vec<Vec<String>>,
-    /// Rows of the fold that the live view does not have as they are.
-    pub rebuilt_only: Vec<Vec<String>>,
-}
-
-/// A rebuild's transaction on the live database; dropped without [`Rebuild::commit`], it rolls
+/// A rebuild's transaction on the live database; dropped without [`Rebuild::write_image_and_commit`], it rolls
 /// back and the live database is as it was.
 pub struct Rebuild {
     conn: Conn,
 }
 
 impl Rebuild {
-    /// Opens the transaction: a snapshot for a check, the appenders' lock for a rebuild. Then
-    /// makes an empty shadow of each of `tables`.
-    pub fn begin(options: &PgOptions, check_only: bool, tables: &[&str]) -> BResult<Self> {
+    /// Opens the transaction: a snapshot for a check, the appenders' lock for a rebuild.
+    pub fn begin(options: &PgOptions, check_only: bool) -> BResult<Self> {
         let mut conn = Conn::new(options.connect()?);
         if check_only {
             conn.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")?;
@@ -47,14 +35,6 @@ impl Rebuild {
                 "BEGIN ISOLATION LEVEL READ COMMITTED; LOCK TABLE log_head IN EXCLUSIVE MODE",
             )?;
         }
-        let mut shadow = String::new();
-        for table in tables {
-            checked_name(table)?;
-            shadow.push_str(&format!(
-                "CREATE TEMP TABLE {table} (LIKE public.{table} INCLUDING ALL) ON COMMIT DROP;"
-            ));
-        }
-        conn.client.batch_execute(&shadow)?;
         Ok(Self { conn })
     }
 
@@ -63,65 +43,96 @@ impl Rebuild {
         heartbeat::live_nodes(&mut options.connect()?)
     }
 
+    /// The archiving steps, oldest first, as of the transaction's snapshot.
+    pub fn steps(&mut self) -> BResult<Vec<ArchiveStep>> {
+        archive::steps(&mut self.conn)
+    }
+
+    /// The last boundary snapshot the archiver recorded.
+    pub fn last_snapshot(&mut self) -> BResult<Option<SnapshotRecord>> {
+        archive::last_snapshot(&mut self.conn)
+    }
+
+    /// Every row of a live view, in the image's column order.
+    pub fn live_rows(&mut self, table: &Table) -> BResult<Vec<Vec<Cell>>> {
+        checked_name(table.name)?;
+        let sql = format!("SELECT {} FROM public.{}", table.column_list(), table.name);
+        let found = self.conn.client.query(&sql, &[])?;
+        let mut rows = Vec::with_capacity(found.len());
+        for r in &found {
+            let mut row = Vec::with_capacity(table.columns.len());
+            for (i, (_, kind)) in table.columns.iter().enumerate() {
+                row.push(match kind {
+                    Kind::Int => r.try_get::<_, Option<i64>>(i)?.map_or(Cell::Null, Cell::Int),
+                    Kind::Text => r.try_get::<_, Option<String>>(i)?.map_or(Cell::Null, Cell::Text),
+                    Kind::Blob => r.try_get::<_, Option<Vec<u8>>>(i)?.map_or(Cell::Null, Cell::Blob),
+                });
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    /// Replaces every live view with the image's rows and restores the derived rows: the
+    /// checkpoint and the head at the image's position and hash, the chain anchor (only when it
+    /// is gone) at `anchor`. Then commits.
+    pub fn write_image_and_commit(mut self, image: &Image, anchor: (i64, &[u8])) -> BResult<()> {
+        for (index, table) in TABLES.iter().enumerate() {
+            checked_name(table.name)?;
+            self.conn.client.batch_execute(&format!("DELETE FROM public.{}", table.name))?;
+            let casts: Vec<String> = table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, kind))| {
+                    let ty = match kind {
+                        Kind::Int => "int8",
+                        Kind::Text => "text",
+                        Kind::Blob => "bytea",
+                    };
+                    format!("${}::{ty}[]", i + 1)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO public.{} ({}) SELECT * FROM UNNEST({})",
+                table.name,
+                table.column_list(),
+                casts.join(", ")
+            );
+            let rows: Vec<&Vec<Cell>> = image.rows(index).values().collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let columns: Vec<Box<dyn ToSql + Sync + '_>> =
+                    table.columns.iter().enumerate().map(|(i, (_, kind))| column(chunk, i, *kind)).collect();
+                let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|c| c.as_ref()).collect();
+                self.conn.client.execute(&sql, &params)?;
+            }
+        }
+        self.restore_derived(image.position, &image.hash, anchor)?;
+        self.conn.client.batch_execute("COMMIT")?;
+        Ok(())
+    }
+
+    fn restore_derived(&mut self, position: i64, hash: &[u8], anchor: (i64, &[u8])) -> BResult<()> {
+        self.conn.client.execute(
+            "INSERT INTO public.checkpoints (projection, position) VALUES ('views', $1)
+             ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position",
+            &[&position],
+        )?;
+        self.conn.client.execute(
+            "INSERT INTO public.log_head (id, position, hash) VALUES (1, $1, $2)
+             ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash",
+            &[&position, &hash],
+        )?;
+        self.conn.client.execute(
+            "INSERT INTO public.chain_anchor (id, position, hash) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&anchor.0, &anchor.1],
+        )?;
+        Ok(())
+    }
+
     /// The log after `after`, as the server reads it.
     pub fn read_after(&mut self, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
         rows::read_after(&mut self.conn, after, limit)
-    }
-
-    /// Applies one view operation to the shadow, through the server's projection.
-    pub fn project(&mut self, op: &ViewOp) -> BResult<()> {
-        rows::project(&mut self.conn, op)
-    }
-
-    /// The rows of `table` that differ between the live view and the shadow.
-    pub fn differing_rows(&mut self, table: &str) -> BResult<TableRows> {
-        checked_name(table)?;
-        let columns = self.conn.client.query(
-            "SELECT column_name::text, data_type::text FROM information_schema.columns
-             WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
-            &[&table],
-        )?;
-        let key_names: Vec<String> = self
-            .conn
-            .client
-            .query(
-                "SELECT a.attname::text FROM pg_index i
-                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
-                 WHERE i.indrelid = ('public.' || $1)::regclass AND i.indisprimary ORDER BY a.attnum",
-                &[&table],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let names: Vec<String> = columns.iter().map(|r| r.get(0)).collect();
-        let shown: Vec<String> = columns
-            .iter()
-            .map(|r| {
-                let (name, ty): (String, String) = (r.get(0), r.get(1));
-                if ty == "bytea" {
-                    format!("encode({name}, 'hex')")
-                } else {
-                    format!("{name}::text")
-                }
-            })
-            .collect();
-        let list = shown.join(", ");
-        let mut only_in = |a: &str, b: &str| -> BResult<Vec<Vec<String>>> {
-            let sql = format!("SELECT {list} FROM {a}.{table} EXCEPT SELECT {list} FROM {b}.{table}");
-            let found = self.conn.client.query(&sql, &[])?;
-            Ok(found
-                .iter()
-                .map(|r| {
-                    (0..r.len())
-                        .map(|i| r.get::<_, Option<String>>(i).unwrap_or_else(|| "null".into()))
-                        .collect()
-                })
-                .collect())
-        };
-        let live_only = only_in("public", "pg_temp")?;
-        let rebuilt_only = only_in("pg_temp", "public")?;
-        let key = names.iter().enumerate().filter(|(_, n)| key_names.contains(n)).map(|(i, _)| i).collect();
-        Ok(TableRows { names, key, live_only, rebuilt_only })
     }
 
     /// The views' checkpoint, `None` when its row is gone.
@@ -148,35 +159,6 @@ impl Rebuild {
     ) -> BResult<Option<T>> {
         Ok(self.conn.client.query_opt(sql, args)?.map(|r| r.get(0)))
     }
-
-    /// Replaces every live view of `tables` with its shadow and restores the derived rows: the
-    /// checkpoint and the head at the folded `position` and `hash`, the chain anchor (only when
-    /// it is gone) at the start of the log. Then commits.
-    pub fn swap_and_commit(mut self, tables: &[&str], position: i64, hash: &[u8]) -> BResult<()> {
-        let mut sql = String::new();
-        for table in tables {
-            checked_name(table)?;
-            sql.push_str(&format!(
-                "DELETE FROM public.{table}; INSERT INTO public.{table} SELECT * FROM pg_temp.{table};"
-            ));
-        }
-        self.conn.client.batch_execute(&sql)?;
-        self.conn.client.execute(
-            "INSERT INTO public.checkpoints (projection, position) VALUES ('views', $1)
-             ON CONFLICT (projection) DO UPDATE SET position = EXCLUDED.position",
-            &[&position],
-        )?;
-        self.conn.client.execute(
-            "INSERT INTO public.log_head (id, position, hash) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash",
-            &[&position, &hash],
-        )?;
-        self.conn.client.batch_execute(
-            "INSERT INTO public.chain_anchor (id, position, hash) VALUES (1, 0, decode(repeat('00', 32), 'hex'))
-             ON CONFLICT (id) DO NOTHING; COMMIT",
-        )?;
-        Ok(())
-    }
 }
 
 impl Drop for Rebuild {
@@ -184,6 +166,28 @@ impl Drop for Rebuild {
         // After a commit this is a harmless warning; otherwise it ends the snapshot or undoes
         // a half-done swap.
         let _ = self.conn.client.batch_execute("ROLLBACK");
+    }
+}
+
+/// Rows per INSERT: one array per column, so the statement has as many parameters as columns.
+const ROWS_PER_INSERT: usize = 5000;
+
+/// Column `i` of `rows` as one typed array parameter.
+fn column<'a>(rows: &[&'a Vec<Cell>], i: usize, kind: Kind) -> Box<dyn ToSql + Sync + 'a> {
+    match kind {
+        Kind::Int => Box::new(
+            rows.iter().map(|r| if let Cell::Int(n) = r[i] { Some(n) } else { None }).collect::<Vec<_>>(),
+        ),
+        Kind::Text => Box::new(
+            rows.iter()
+                .map(|r| if let Cell::Text(t) = &r[i] { Some(t.as_str()) } else { None })
+                .collect::<Vec<_>>(),
+        ),
+        Kind::Blob => Box::new(
+            rows.iter()
+                .map(|r| if let Cell::Blob(b) = &r[i] { Some(b.as_slice()) } else { None })
+                .collect::<Vec<_>>(),
+        ),
     }
 }
 

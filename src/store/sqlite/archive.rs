@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::store::records::{BResult, BackendError};
-use crate::store::steps::{ArchiveStep, StepKind};
+use crate::store::steps::{ArchiveStep, SnapshotRecord, StepKind};
 
 const COLUMNS: &str = "first_position, last_position, event_count, prev_hash, last_hash,
     first_recorded_at, last_recorded_at, kind, segment, sha256, recorded_at";
@@ -104,6 +104,40 @@ pub fn remove_archived(conn: &Connection, limit: usize) -> BResult<u64> {
     Ok(removed as u64)
 }
 
+/// The snapshot of the latest step that has one (none before the snapshot schema).
+pub fn last_snapshot(conn: &Connection) -> BResult<Option<SnapshotRecord>> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archive_snapshots')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT last_position, file, sha256, row_count FROM archive_snapshots
+         ORDER BY last_position DESC LIMIT 1",
+    )?;
+    Ok(stmt
+        .query_row([], |r| {
+            Ok(SnapshotRecord {
+                last_position: r.get(0)?,
+                file: r.get(1)?,
+                sha256: r.get(2)?,
+                row_count: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn record_snapshot(conn: &Connection, s: &SnapshotRecord) -> BResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO archive_snapshots (last_position, file, sha256, row_count) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![s.last_position, s.file, s.sha256, s.row_count])?;
+    Ok(())
+}
+
 impl crate::store::steps::ArchiveStore for super::SqliteStore {
     fn steps(&mut self) -> BResult<Vec<ArchiveStep>> {
         steps(self.connection())
@@ -116,5 +150,11 @@ impl crate::store::steps::ArchiveStore for super::SqliteStore {
     }
     fn remove_archived(&mut self, limit: usize) -> BResult<u64> {
         remove_archived(self.connection(), limit)
+    }
+    fn last_snapshot(&mut self) -> BResult<Option<SnapshotRecord>> {
+        last_snapshot(self.connection())
+    }
+    fn record_snapshot(&mut self, snapshot: &SnapshotRecord) -> BResult<()> {
+        record_snapshot(self.connection(), snapshot)
     }
 }

@@ -65,11 +65,11 @@ pub fn names(first: i64, last: i64) -> (String, String) {
     (format!("{stem}.jsonl.zst"), format!("{stem}.manifest.json"))
 }
 
-/// Counts and hashes what passes through to the file.
-struct Hashing<W: Write> {
-    inner: W,
-    sha: Sha256,
-    bytes: u64,
+/// Counts and hashes what passes through to the file (segments and boundary snapshots).
+pub(super) struct Hashing<W: Write> {
+    pub(super) inner: W,
+    pub(super) sha: Sha256,
+    pub(super) bytes: u64,
 }
 
 impl<W: Write> Write for Hashing<W> {

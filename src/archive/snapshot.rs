@@ -8,12 +8,12 @@
 //! Snapshots are written in both modes, so `rebuild` also works where no segment exists.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::segment::SegmentError;
+use super::segment::{Hashing, SegmentError};
 use crate::store::image::Image;
 use crate::store::steps::SnapshotRecord;
 
@@ -29,23 +29,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
     move |source| SegmentError::Io { path: path.to_owned(), source }
 }
 
-/// Counts and hashes what passes through to the file.
-struct Hashing<W: Write> {
-    inner: W,
-    sha: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Writes `image` durably into `dir` (created if missing) and returns the record to store.
 pub fn write(dir: &Path, image: &Image) -> Result<SnapshotRecord, SegmentError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -53,13 +36,13 @@ pub fn write(dir: &Path, image: &Image) -> Result<SnapshotRecord, SegmentError> 
     let temp = dir.join(format!(".{file}.{}.tmp", uuid::Uuid::new_v4().simple()));
     let written: Result<Vec<u8>, SegmentError> = (|| {
         let out = create_private(&temp).map_err(io(&temp))?;
-        let hashing = Hashing { inner: BufWriter::with_capacity(1 << 20, out), sha: Sha256::new() };
+        let hashing = Hashing { inner: BufWriter::with_capacity(1 << 20, out), sha: Sha256::new(), bytes: 0 };
         let encoder = zstd::stream::Encoder::new(hashing, LEVEL).map_err(io(&temp))?;
         // The image is written a cell at a time: buffered, so the encoder sees large writes.
         let mut buffered = BufWriter::with_capacity(1 << 16, encoder);
         image.write_to(&mut buffered).map_err(io(&temp))?;
         let encoder = buffered.into_inner().map_err(|e| io(&temp)(e.into_error()))?;
-        let Hashing { inner, sha } = encoder.finish().map_err(io(&temp))?;
+        let Hashing { inner, sha, .. } = encoder.finish().map_err(io(&temp))?;
         let out = inner.into_inner().map_err(|e| io(&temp)(e.into_error()))?;
         out.sync_all().map_err(io(&temp))?;
         Ok(sha.finalize().to_vec())

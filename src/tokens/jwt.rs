@@ -78,13 +78,7 @@ pub fn verify(
     max_lifetime: Millis,
 ) -> Option<JwtClaims> {
     let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some("at+jwt") {
-        return None;
-    }
-    let key = keys.published(header.kid.as_deref()?, now, max_lifetime)?;
-    if key.alg != header.alg {
-        return None;
-    }
+    let key = header_key(keys, &header, now, max_lifetime)?;
     let mut validation = Validation::new(key.alg);
     validation.leeway = 0;
     validation.validate_nbf = true;
@@ -110,15 +104,24 @@ pub fn minted_claims(
     max_lifetime: Millis,
 ) -> Option<JwtClaims> {
     let data = jsonwebtoken::dangerous::insecure_decode::<JwtClaims>(token).ok()?;
-    if data.header.typ.as_deref() != Some("at+jwt") {
-        return None;
-    }
-    let key = keys.published(data.header.kid.as_deref()?, now, max_lifetime)?;
-    if key.alg != data.header.alg {
-        return None;
-    }
+    header_key(keys, &data.header, now, max_lifetime)?;
     let claims = data.claims;
     (claims.iss == issuer && claims.exp * 1000 > now && claims.nbf * 1000 <= now).then_some(claims)
+}
+
+/// The published key an access token JWT's header names, if its `typ` is `at+jwt` and its
+/// algorithm is the key's.
+fn header_key(
+    keys: &KeyStore,
+    header: &jsonwebtoken::Header,
+    now: Millis,
+    max_lifetime: Millis,
+) -> Option<std::sync::Arc<crate::tokens::keys::Published>> {
+    if header.typ.as_deref() != Some("at+jwt") {
+        return None;
+    }
+    let key = keys.published(header.kid.as_deref()?, now, max_lifetime)?;
+    (key.alg == header.alg).then_some(key)
 }
 
 /// Whether a presented token looks like a JWT (three base64url parts).

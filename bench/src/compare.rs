@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::report::Figures;
-use crate::scenarios::{Bench, Scenario};
+use crate::scenarios::{Bench, Populations, Scenario};
 use crate::BenchError;
 
 /// The scenarios compared by default: every server row of issue 11's targets.
@@ -35,6 +35,10 @@ pub fn run(
     rounds: usize,
 ) -> Result<(), BenchError> {
     bench.skip_h2 = true;
+    // Each binary is measured on populations made through its own HTTP API: an older binary
+    // refuses a database of a newer schema, and each side's rows are then its own format.
+    bench.http_population = true;
+    let mut populations: Vec<Populations> = binaries.iter().map(|_| Populations::default()).collect();
     let mut cells = Vec::new();
     for round in 1..=rounds {
         println!("\n######## round {round} of {rounds}");
@@ -45,7 +49,10 @@ pub fn run(
                 bench.server.binary = binaries[b].1.clone();
                 println!("\n-- {} ({})", binaries[b].0, binaries[b].1.display());
                 let before = bench.results.len();
-                bench.run(*scenario)?;
+                bench.swap_populations(&mut populations[b]);
+                let ran = bench.run(*scenario);
+                bench.swap_populations(&mut populations[b]);
+                ran?;
                 for figures in bench.results[before..].iter().cloned() {
                     cells.push(Cell { round, binary: b, figures });
                 }

@@ -90,6 +90,11 @@ impl Deployment {
         self.dir.path().join("data")
     }
 
+    /// The folder, which is removed when the returned value is dropped.
+    pub fn into_dir(self) -> TempDir {
+        self.dir
+    }
+
     pub fn database(&self) -> PathBuf {
         self.data_dir().join("ledger.db")
     }

@@ -19,7 +19,7 @@ use token_ledger::tokens::jwt::JwtGenerator;
 use token_ledger::tokens::keys::KeyStore;
 use token_ledger::tokens::{Generators, JWT};
 
-use crate::deployment::{database_bytes, write_config, Credentials, Flags};
+use crate::deployment::{database_bytes, write_config, Credentials, Deployment, Flags, ServerRun};
 use crate::BenchError;
 
 /// Commands per transaction by default: the server's own group-commit bound
@@ -153,6 +153,33 @@ impl Population {
             made.save(&dir)?;
         }
         Ok(made)
+    }
+
+    /// Populates a new temporary folder through `run.binary`'s own HTTP API (client_credentials
+    /// requests, scope `p<i>`): slower than `make`, but the database is that binary's own, so an
+    /// older server whose schema this library would not write can be measured on it.
+    pub fn through_http(format: Format, count: usize, run: &ServerRun) -> Result<Self, BenchError> {
+        let deployment = Deployment::new(format.flags())?;
+        let client = deployment.register_client(&run.binary, "bench-population")?;
+        let started = Instant::now();
+        let mut server = deployment.start(run)?;
+        let tokens = crate::http_population::populate(&[server.addr], &client, count);
+        // A clean stop: SQLite folds its WAL into the file that is copied.
+        server.stop();
+        let tokens = Arc::new(tokens?);
+        let took = started.elapsed();
+        let data_dir = deployment.data_dir();
+        Ok(Population {
+            database_bytes: database_bytes(&data_dir.join("ledger.db")),
+            data_dir,
+            _temp: Some(deployment.into_dir()),
+            client,
+            tokens,
+            events: count as u64 + 2,
+            took,
+            reused: false,
+            format,
+        })
     }
 
     fn save(&self, dir: &Path) -> Result<(), BenchError> {

@@ -114,10 +114,17 @@ pub struct Bench {
     pub skip_h2: bool,
     pub server: ServerRun,
     pub baseline: Option<f64>,
+    /// Make populations through the server binary's own HTTP API (`compare`: each binary
+    /// measured on a database of its own schema) instead of through this library.
+    pub http_population: bool,
     population: Option<Population>,
     jwt_population: Option<Population>,
     pub results: Vec<Figures>,
 }
+
+/// A binary's populations (opaque, JWT), kept apart from another binary's by `compare`.
+#[derive(Default)]
+pub struct Populations(Option<Population>, Option<Population>);
 
 type Conns = Vec<Box<dyn Conn>>;
 
@@ -143,10 +150,17 @@ impl Bench {
             skip_h2: false,
             server,
             baseline: None,
+            http_population: false,
             jwt_population: None,
             population: None,
             results: Vec::new(),
         }
+    }
+
+    /// Exchanges the populations in use with `other` (those of the binary about to run).
+    pub fn swap_populations(&mut self, other: &mut Populations) {
+        std::mem::swap(&mut self.population, &mut other.0);
+        std::mem::swap(&mut self.jwt_population, &mut other.1);
     }
 
     fn header(&self, name: &str, what: &str) {
@@ -311,10 +325,18 @@ impl Bench {
                 (Format::Opaque, self.tokens)
             };
             let what = if jwt { "JWT (ES256)" } else { "opaque" };
-            println!(
-                "\n== population: {count} active {what} tokens through Ledger::execute_batch (batches of 256)"
-            );
-            let p = Population::make(format, count, self.cache.as_deref())?;
+            let p = if self.http_population {
+                println!(
+                    "\n== population: {count} active {what} tokens through {}'s HTTP API",
+                    self.server.binary.display()
+                );
+                Population::through_http(format, count, &self.server)?
+            } else {
+                println!(
+                    "\n== population: {count} active {what} tokens through Ledger::execute_batch (batches of 256)"
+                );
+                Population::make(format, count, self.cache.as_deref())?
+            };
             let rate = p.events as f64 / p.took.as_secs_f64().max(1e-9);
             let reused = if p.reused { " (from --cache)" } else { "" };
             println!("  took           {:.1} s · {rate:.0} events/s{reused}", p.took.as_secs_f64());

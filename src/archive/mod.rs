@@ -15,10 +15,15 @@ pub use archiver::{run_round, ArchiveError, ArchivePolicy, RoundReport};
 use crate::store::clock::Clock;
 use crate::store::steps::ArchiveStore;
 
+/// A temporary file in the archive folder older than this is left by an interrupted step (a
+/// step writes for seconds; the margin covers a slow disk and another node's write).
+const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
+
 /// Runs a round now and then every `interval` on a thread of its own, with its own write
 /// connection, until the process ends. Each step's transactions are short (one record, then
 /// removals of `remove_batch` events), so requests never wait long for the write lock; a
-/// process killed mid-round leaves a state the next round completes.
+/// process killed mid-round leaves a state the next round completes (its
+/// temporary files are swept by a later round once stale).
 pub fn spawn(
     mut store: Box<dyn ArchiveStore>,
     policy: ArchivePolicy,
@@ -27,6 +32,11 @@ pub fn spawn(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name("ledger-archiver".into()).spawn(move || loop {
         let started = std::time::Instant::now();
+        match segment::sweep_temporaries(&policy.dir, STALE_TEMPORARY) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "removed temporary files an interrupted archiving step left"),
+            Err(e) => tracing::warn!(error = %e, "cannot sweep the archive folder's temporary files"),
+        }
         match run_round(store.as_mut(), &policy, clock()) {
             Ok(r) if r.steps > 0 || r.removed > 0 => tracing::info!(
                 steps = r.steps,

@@ -228,3 +228,71 @@ pub fn read_events(
         exported.into_stored().map_err(invalid)
     }))
 }
+
+/// Removes the temporary files that an interrupted write left in `dir` (a segment, a manifest or
+/// a boundary snapshot being written when the process was killed) once they are older than
+/// `age`: a younger one may be a write in progress, another node's on a shared folder. Nothing
+/// else is touched. Returns how many were removed; a missing folder has none.
+pub fn sweep_temporaries(dir: &Path, age: std::time::Duration) -> Result<usize, SegmentError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.trim_start_matches('.');
+        if !name.ends_with(".tmp") || !(ours.starts_with("segment-") || ours.starts_with("snapshot-")) {
+            continue;
+        }
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io(&path))?;
+        let old = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_some_and(|a| a >= age);
+        if meta.is_file() && old {
+            match std::fs::remove_file(&path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    fn file(dir: &Path, name: &str, age: Duration) -> PathBuf {
+        let path = dir.join(name);
+        let f = File::create(&path).unwrap();
+        f.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn only_old_temporaries_of_the_archive_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let gone = [
+            file(dir.path(), ".segment-0f3c.tmp", 2 * hour),
+            file(dir.path(), "segment-00000000000000000001-00000000000000000009.manifest.json.tmp", 2 * hour),
+            file(dir.path(), ".snapshot-00000000000000000009.views.zst.0f3c.tmp", 2 * hour),
+        ];
+        let kept = [
+            file(dir.path(), ".segment-young.tmp", Duration::from_secs(5)),
+            file(dir.path(), "segment-00000000000000000001-00000000000000000009.jsonl.zst", 2 * hour),
+            file(dir.path(), "notes.tmp", 2 * hour),
+        ];
+        assert_eq!(sweep_temporaries(dir.path(), hour).unwrap(), 3);
+        assert!(gone.iter().all(|p| !p.exists()));
+        assert!(kept.iter().all(|p| p.exists()));
+        assert_eq!(sweep_temporaries(&dir.path().join("missing"), hour).unwrap(), 0);
+    }
+}

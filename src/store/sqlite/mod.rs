@@ -61,15 +61,34 @@ pub fn open_writer(path: &Path) -> Result<Connection, BackendError> {
     // Each command runs under a savepoint, which needs a statement journal: keep it in memory
     // rather than in a temporary file written on every commit.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Each time the WAL starts over from its beginning, cut the file back to this size: without
+    // it the file keeps the largest size it ever reached (hundreds of MB after a burst).
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP as i64)?;
     migrate::migrate(&conn)?;
     Ok(conn)
 }
+
+/// The WAL file size a writer leaves when the log starts over (`journal_size_limit`).
+const WAL_KEEP: u64 = 64 << 20;
+/// A WAL file larger than this did not start over (a reader kept old pages alive, or commits
+/// never paused): the checkpointer then waits briefly for a moment to empty it.
+const WAL_LIMIT: u64 = 256 << 20;
+/// How long that truncating checkpoint may hold up the writer while it waits for readers.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(20);
 
 /// Checkpoints the WAL from its own connection every `every`, so that no request's commit
 /// pays for copying pages back into the database file. The server's writer turns SQLite's
 /// automatic checkpoint off and relies on this thread; it runs until the process ends.
 pub fn spawn_checkpointer(path: &Path, every: Duration) -> std::io::Result<()> {
+    spawn_checkpointer_limited(path, every, WAL_LIMIT)
+}
+
+/// `spawn_checkpointer` with the WAL size above which it truncates.
+fn spawn_checkpointer_limited(path: &Path, every: Duration, limit: u64) -> std::io::Result<()> {
     let path = path.to_owned();
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
     std::thread::Builder::new().name("wal-checkpoint".into()).spawn(move || {
         let conn = match Connection::open(&path) {
             Ok(c) => c,
@@ -82,9 +101,27 @@ pub fn spawn_checkpointer(path: &Path, every: Duration) -> std::io::Result<()> {
             if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                 tracing::warn!(error = %e, "WAL checkpoint failed");
             }
+            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > limit) {
+                truncate_wal(&conn);
+            }
         }
     })?;
     Ok(())
+}
+
+/// A TRUNCATE checkpoint, waiting at most `TRUNCATE_WAIT` for readers (the writer waits that
+/// long at most too); if a reader outlasts it, the next round tries again.
+fn truncate_wal(conn: &Connection) {
+    let _ = conn.busy_timeout(TRUNCATE_WAIT);
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+        Ok(0) => tracing::info!("the WAL outgrew its limit and was emptied"),
+        Ok(_) => tracing::debug!("the WAL is over its limit; readers kept it busy, trying again"),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+            tracing::debug!("the WAL is over its limit; the database was busy, trying again")
+        }
+        Err(e) => tracing::warn!(error = %e, "truncating the WAL failed"),
+    }
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
 }
 
 /// Opens a read-only connection (the writer must have created the database first).
@@ -94,4 +131,46 @@ pub fn open_reader(path: &Path) -> Result<Connection, BackendError> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wal_bytes(db: &Path) -> u64 {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(std::path::PathBuf::from(wal)).map_or(0, |m| m.len())
+    }
+
+    #[test]
+    fn a_wal_over_its_limit_is_emptied_while_the_writer_keeps_its_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("ledger.db");
+        let writer = open_writer(&db).unwrap();
+        // As the server's writer: no automatic checkpoint, the checkpointer thread does it.
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer.execute_batch("CREATE TABLE filler (b BLOB)").unwrap();
+        let blob = vec![7u8; 64 << 10];
+        for _ in 0..64 {
+            writer.execute("INSERT INTO filler VALUES (?1)", [&blob]).unwrap();
+        }
+        let grown = wal_bytes(&db);
+        assert!(grown > 4 << 20, "the WAL should hold the 4 MiB written, has {grown}");
+        // A reader between commits, as the server's read pool has.
+        let reader = open_reader(&db).unwrap();
+        let rows: i64 = reader.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 64);
+
+        spawn_checkpointer_limited(&db, Duration::from_millis(10), 1 << 20).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while wal_bytes(&db) > 1 << 20 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(wal_bytes(&db) <= 1 << 20, "the WAL stayed at {} bytes", wal_bytes(&db));
+        // Nothing was lost, and the writer goes on.
+        writer.execute("INSERT INTO filler VALUES (?1)", [&blob]).unwrap();
+        let rows: i64 = reader.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 65);
+    }
 }

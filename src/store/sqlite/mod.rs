@@ -173,4 +173,21 @@ mod tests {
         let rows: i64 = reader.query_row("SELECT count(*) FROM filler", [], |r| r.get(0)).unwrap();
         assert_eq!(rows, 65);
     }
+
+    #[test]
+    fn token_cleanup_finds_expired_rows_by_index_not_by_reading_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("ledger.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([1i64], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        // The statements of `ViewOp::PruneExpired` (projection.rs) and of `prunable` (readers.rs).
+        let tokens =
+            plan("DELETE FROM active_tokens WHERE expires_at < ?1 AND COALESCE(refresh_expires_at, 0) < ?1");
+        assert!(tokens.contains("USING INDEX active_tokens_by_expiry"), "{tokens}");
+        let rotated = plan("DELETE FROM rotated_refresh_tokens WHERE rotated_at < ?1");
+        assert!(rotated.contains("USING INDEX rotated_refresh_tokens_by_rotation"), "{rotated}");
+    }
 }

@@ -414,3 +414,6 @@ impl TokenMaps {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,8 @@ mod archive;
 mod cleanup;
 #[path = "conformance/code_flow.rs"]
 mod code_flow;
+#[path = "conformance/lazy_view.rs"]
+mod lazy_view;
 #[path = "conformance/props.rs"]
 mod props;
 
@@ -26,6 +28,7 @@ use code_flow::{
     a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
     codes_sessions_and_consents_are_written_read_and_refolded,
 };
+use lazy_view::a_view_loaded_while_the_ledger_writes_ends_equal_to_a_fresh_load;
 
 use super::backend::{ReadStore, WriteStore};
 use super::ledger::{Command, CommandResult, Envelope, Ledger, Reply};
@@ -396,4 +399,5 @@ conformance!(
     a_step_that_does_not_continue_the_last_is_refused,
     a_removal_interrupted_after_the_step_was_recorded_is_completed_by_the_next_round,
     cleanup_removes_only_rows_that_expired_more_than_keep_ago_and_a_refold_agrees,
+    a_view_loaded_while_the_ledger_writes_ends_equal_to_a_fresh_load,
 );

@@ -33,7 +33,12 @@ fn info(expires: Millis) -> TokenInfo {
 }
 
 fn issued(n: u32, expires: Millis) -> Change {
-    Change::Issued { token_id: id(n), access: access(n), refresh: Some(refresh(n)), info: Arc::new(info(expires)) }
+    Change::Issued {
+        token_id: id(n),
+        access: access(n),
+        refresh: Some(refresh(n)),
+        info: Arc::new(info(expires)),
+    }
 }
 
 fn revoked(n: u32) -> Change {
@@ -54,7 +59,12 @@ fn row(n: u32, expires: Millis) -> TokenRow {
         issued_at: 0,
         expires_at: expires,
         sealed_access: None,
-        refresh: Some(RefreshRow { digest: refresh(n).0, issued_at: 0, expires_at: expires + 1000, sealed: String::new() }),
+        refresh: Some(RefreshRow {
+            digest: refresh(n).0,
+            issued_at: 0,
+            expires_at: expires + 1000,
+            sealed: String::new(),
+        }),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::http::{router, AppState};
 use crate::store::follow::{Follower, ReadBarrier};
 use crate::store::ledger::Ledger;
+use crate::store::loader::{LoadHook, LoadStep, ViewLoader};
 use crate::store::memory::MemoryView;
 use crate::store::reads::Readers;
 use crate::store::writer::{Writer, WriterThread};
@@ -221,16 +222,17 @@ fn serve_monitoring(
 /// What `open_store_side` opens.
 type StoreSide = (Ledger, Readers, Arc<MemoryView>, Option<Arc<ReadBarrier>>);
 
-/// The ledger (views caught up, super admin ensured), the readers, the memory view loaded from
-/// them, and on a shared log the follower and introspection's read barrier.
+/// The ledger (views caught up, super admin ensured), the readers, the memory view loading from
+/// them in the background, and on a shared log the follower and introspection's read barrier.
 fn open_store_side(settings: &Settings, generators: Generators) -> Result<StoreSide, StartError> {
     let mut ledger = setup::open_ledger_for(settings, generators, true)?;
     ensure_super_admin(&mut ledger, settings)?;
     setup::start_archiver(settings)?;
     let reads = open_readers(settings)?;
-    let (position, rows) = reads.snapshot().map_err(StoreError::from)?;
-    let memory = Arc::new(MemoryView::load(position, rows));
-    tracing::info!(active_tokens = memory.token_count(), position, "loaded the active-token view");
+    // Read before the loader's snapshot, so that snapshot is never older than what the writer
+    // and the follower hand the view from here on (`store::loader`).
+    let position = reads.checkpoint().map_err(StoreError::from)?;
+    let memory = Arc::new(MemoryView::loading(position));
     let mut ledger = ledger.with_memory(memory.clone());
     let barrier = match settings.database.kind {
         DatabaseKind::Sqlite => None,
@@ -242,7 +244,28 @@ fn open_store_side(settings: &Settings, generators: Generators) -> Result<StoreS
             Some(Arc::new(ReadBarrier::new(follower)))
         }
     };
+    let mut loader = ViewLoader::new(memory.clone(), reads.clone());
+    if let Some(gate) = test_gate() {
+        loader = loader.with_hook(gate);
+    }
+    loader.spawn().map_err(StartError::Serve)?;
     Ok((ledger, Readers::new(reads), memory, barrier))
+}
+
+/// A test hook, not a setting: with `TOKEN_LEDGER_TEST_VIEW_GATE=PATH` in its environment the
+/// server's view loader, once it has read its snapshot, waits until PATH exists (two minutes at
+/// most) before installing it, so that the API tests can write while the view is loading.
+fn test_gate() -> Option<LoadHook> {
+    let path = std::path::PathBuf::from(std::env::var_os("TOKEN_LEDGER_TEST_VIEW_GATE")?);
+    Some(Arc::new(move |step| {
+        if step != LoadStep::Install {
+            return;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while !path.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }))
 }
 
 /// How often a node on a shared log polls it for other nodes' events.

@@ -78,8 +78,8 @@ pub async fn introspect(
         barrier.wait().await?;
     }
     // The ledger decides first: a revoked, unknown or forged token is inactive without any
-    // signature work.
-    let found = app.memory.token(&digest);
+    // signature work. While the memory view loads at start-up, the SQL view answers.
+    let found = app.readers.active_token(&app.memory, digest).await?;
     // An active JWT is one this service minted (the ledger holds the digest of exactly these
     // bytes), so its signature is not verified again; its header, key and claims still are.
     let claims = match (&found, jwt::looks_like_jwt(token)) {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
+use super::error::ApiError;
 use super::form::OAuthForm;
 use super::pages::Csrf;
 use super::token::no_store;
@@ -144,7 +145,10 @@ pub async fn userinfo(app: &AppState, headers: &HeaderMap, form: Option<&OAuthFo
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return no_store(response);
     };
-    let found = app.memory.token(&Digest::of(token.as_bytes()));
+    let found = match app.readers.active_token(&app.memory, Digest::of(token.as_bytes())).await {
+        Ok(found) => found,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     let live = found.filter(|(half, t)| *half == Half::Access && t.expires_at > system_clock());
     let Some((_, info)) = live else {
         return bearer_error(

@@ -109,7 +109,12 @@ pub async fn render_metrics(app: &AppState) -> Result<String, ApiError> {
         .with(move |conn| {
             metrics.count_new_events(conn)?;
             let now = crate::store::ledger::system_clock();
-            Ok(metrics.render(memory.token_count(), lockouts.locked_count(now)))
+            // While the memory view loads at start-up, the SQL view counts.
+            let active = match memory.is_ready() {
+                true => memory.token_count(),
+                false => usize::try_from(conn.active_token_count()?).unwrap_or(usize::MAX),
+            };
+            Ok(metrics.render(active, lockouts.locked_count(now)))
         })
         .await?;
     Ok(text)

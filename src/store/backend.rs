@@ -89,6 +89,11 @@ pub trait ReadStore: Send + Sync {
     /// Every row of the active-token view with the checkpoint they reflect, read in one
     /// snapshot (loading the memory view). The sealed values are left empty.
     fn snapshot(&self) -> BResult<(i64, Vec<TokenRow>)>;
+    /// The active token whose access or refresh digest is `digest` (introspection while the
+    /// memory view loads).
+    fn token_by_digest(&self, digest: &[u8; 32]) -> BResult<Option<TokenRow>>;
+    /// How many tokens the active-token view holds (metrics while the memory view loads).
+    fn active_token_count(&self) -> BResult<u64>;
     /// Every archiving step recorded, oldest first (`super::steps`).
     fn archive_steps(&self) -> BResult<Vec<super::steps::ArchiveStep>>;
     /// Whether token cleanup at these cutoffs would remove any row of the views.

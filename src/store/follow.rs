@@ -42,11 +42,13 @@ impl Follower {
             };
             let mut changes = Vec::new();
             for stored in &page {
-                changes.extend(Change::of(&stored.decode()?));
+                // Each change keeps its event's position: a page may end inside a commit, and a
+                // view still loading must put every change on the right side of its snapshot.
+                changes.extend(Change::of(&stored.decode()?).map(|c| (stored.position, c)));
             }
             // Only this thread and the writer move the view; the writer applies only batches
             // that start exactly where the view stands, so this cannot fail for long.
-            self.memory.apply_at(from, end, changes);
+            self.memory.apply_events_at(from, end, changes);
         }
     }
 

@@ -314,7 +314,7 @@ impl Ledger {
             return;
         }
         match &self.follower {
-            None => memory.apply(changes),
+            None => memory.apply(end, changes),
             Some(follower) => {
                 if !memory.apply_at(start, end, changes) {
                     if let Err(e) = follower.catch_up_to(end) {

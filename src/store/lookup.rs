@@ -1,9 +1,12 @@
 //! Typed lookups on the views, over any backend: rows from the seam parsed into domain types
 //! (a row that does not parse is corruption, never a panic).
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use super::backend::{ReadStore, ViewReads};
+use super::memory::TokenInfo;
 use super::records::{BackendError, ClientRow, RefreshRow, TokenRow, UserRow};
 use super::StoreError;
 use crate::domain::events::{Millis, RefreshPart, TokenIssued};
@@ -174,6 +177,22 @@ pub fn user(s: &mut dyn ViewReads, name: &Username) -> Result<Option<UserRecord>
 /// A client read outside any write (client authentication, DCR reads).
 pub fn read_client(r: &dyn ReadStore, id: &ClientId) -> Result<Option<ClientRecord>, StoreError> {
     r.client(id.as_str())?.map(client_record).transpose()
+}
+
+/// The active token whose access or refresh digest is `d`, read from the SQL view outside any
+/// write: introspection's answer while the memory view loads. The SQL view moves in the same
+/// transaction as the log, so it is never behind what was acknowledged.
+pub fn read_active_token(
+    r: &dyn ReadStore,
+    d: &Digest,
+) -> Result<Option<(Half, Arc<TokenInfo>)>, StoreError> {
+    let Some(row) = r.token_by_digest(&d.0)? else {
+        return Ok(None);
+    };
+    let half = if row.access_digest == d.0 { Half::Access } else { Half::Refresh };
+    let client_id = row.client_id.as_str().into();
+    let (.., info) = TokenInfo::of_row(row, client_id);
+    Ok(Some((half, Arc::new(info))))
 }
 
 /// A user read outside any write (the password grant).

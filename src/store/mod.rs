@@ -11,6 +11,7 @@ pub mod fold;
 pub mod follow;
 pub mod image;
 pub mod ledger;
+pub mod loader;
 pub mod log;
 pub mod lookup;
 pub mod memory;

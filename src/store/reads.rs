@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use super::backend::ReadStore;
+use super::lookup::{read_active_token, Half};
+use super::memory::{MemoryView, TokenInfo};
 use super::StoreError;
+use crate::domain::types::Digest;
 
 /// Shared read access to the store; cheap to clone.
 #[derive(Clone)]
@@ -23,6 +26,19 @@ impl Readers {
     {
         let store = self.0.clone();
         tokio::task::spawn_blocking(move || f(store.as_ref())).await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// The active token whose access or refresh digest is `d`: from the memory view, or while
+    /// that is still loading from the SQL view (on the blocking pool).
+    pub async fn active_token(
+        &self,
+        memory: &MemoryView,
+        d: Digest,
+    ) -> Result<Option<(Half, Arc<TokenInfo>)>, StoreError> {
+        match memory.token(&d) {
+            Ok(found) => Ok(found),
+            Err(_loading) => self.with(move |r| read_active_token(r, &d)).await,
+        }
     }
 
     /// The backend, for blocking callers.

@@ -23,6 +23,7 @@ mod http2;
 mod interop;
 mod introspect;
 mod jwt;
+mod lazy_view;
 mod lockout;
 mod metadata;
 mod multinode;

@@ -78,6 +78,19 @@ impl ReadStore for PgReads {
             Ok(read)
         })
     }
+    fn token_by_digest(&self, digest: &[u8; 32]) -> BResult<Option<TokenRow>> {
+        self.with(|c| match rows::token_by_access(c, digest)? {
+            Some(row) => Ok(Some(row)),
+            None => rows::token_by_refresh(c, digest),
+        })
+    }
+    fn active_token_count(&self) -> BResult<u64> {
+        self.with(|c| {
+            let row = c.query_opt("SELECT count(*) FROM active_tokens", &[])?;
+            let count: i64 = row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+            Ok(u64::try_from(count).unwrap_or(0))
+        })
+    }
     fn archive_steps(&self) -> BResult<Vec<crate::store::steps::ArchiveStep>> {
         self.with(super::archive::steps)
     }

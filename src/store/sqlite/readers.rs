@@ -75,6 +75,17 @@ impl ReadStore for SqliteReads {
             read
         })
     }
+    fn token_by_digest(&self, digest: &[u8; 32]) -> BResult<Option<TokenRow>> {
+        self.with(|c| match views::active_by_access(c, digest)? {
+            Some(row) => Ok(Some(row)),
+            None => views::active_by_refresh(c, digest),
+        })
+    }
+    fn active_token_count(&self) -> BResult<u64> {
+        self.with(|c| {
+            Ok(c.prepare_cached("SELECT count(*) FROM active_tokens")?.query_row([], |r| r.get(0))?)
+        })
+    }
     fn archive_steps(&self) -> BResult<Vec<crate::store::steps::ArchiveStep>> {
         self.with(super::archive::steps)
     }

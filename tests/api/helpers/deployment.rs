@@ -30,6 +30,8 @@ pub struct Deployment {
     metrics_url: Arc<Mutex<Option<String>>>,
     /// `RUST_LOG` for the server process.
     rust_log: Option<&'static str>,
+    /// More environment for the server processes started from now on (test hooks).
+    server_env: Mutex<Vec<(String, String)>>,
     /// The PostgreSQL database the harness created for this deployment alone (under
     /// `TOKEN_LEDGER_TEST_DATABASE=postgres`), dropped with it.
     owned_database: Option<String>,
@@ -58,10 +60,16 @@ impl Deployment {
             logs: Arc::new(Mutex::new(Vec::new())),
             metrics_url: Arc::default(),
             rust_log: config.rust_log,
+            server_env: Mutex::default(),
             owned_database,
         };
         deployment.write_config(&config.to_toml());
         deployment
+    }
+
+    /// Sets `key=value` in the environment of the server processes started from now on.
+    pub fn set_server_env(&self, key: &str, value: &str) {
+        self.server_env.lock().expect("server env").push((key.to_owned(), value.to_owned()));
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -175,6 +183,7 @@ impl Deployment {
         if let Some(filter) = self.rust_log {
             command.env("RUST_LOG", filter);
         }
+        command.envs(self.server_env.lock().expect("server env").iter().cloned());
         let mut child = command
             .arg("serve")
             .arg("--config")

@@ -31,7 +31,10 @@ use token_ledger::store::sqlite::SqliteStore;
 use token_ledger::tokens::Generators;
 
 #[derive(Parser)]
-#[command(name = "ledger-startup-bench", about = "Time to the first answer and to the loaded view, two builds")]
+#[command(
+    name = "ledger-startup-bench",
+    about = "Time to the first answer and to the loaded view, two builds"
+)]
 struct Args {
     /// A prepared data folder (ledger.db, token.key, keys): copied, never modified.
     #[arg(long)]

@@ -152,6 +152,9 @@ pub struct Edge {
     pub batches: Option<Batches>,
 }
 
+/// Batches per bucket (`le`, not cumulative) and the mean batch size, over a window.
+pub type BatchesInWindow = (Vec<(String, u64)>, Option<f64>);
+
 /// A cumulative Prometheus histogram: `(le, count)` per bucket, the sum and the count.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batches {
@@ -180,7 +183,7 @@ impl Batches {
 
     /// What was added between `self` and a later `end`: batches per bucket (not cumulative),
     /// and the mean batch size.
-    pub fn since(&self, end: &Batches) -> (Vec<(String, u64)>, Option<f64>) {
+    pub fn since(&self, end: &Batches) -> BatchesInWindow {
         let mut previous = 0;
         let mut per_bucket = Vec::new();
         for (le, total) in &end.buckets {
@@ -275,7 +278,7 @@ impl Outcome {
     }
 
     /// The writer's batches in the window: per bucket, and the mean size.
-    pub fn batches(&self) -> Option<(Vec<(String, u64)>, Option<f64>)> {
+    pub fn batches(&self) -> Option<BatchesInWindow> {
         Some(self.start.batches.as_ref()?.since(self.end.batches.as_ref()?))
     }
 }

@@ -65,8 +65,8 @@ pub fn run(
 
 fn table(cells: &[Cell], binaries: &[(String, PathBuf)], bench: &Bench) -> String {
     let mut s = String::from(
-        "| scenario | binary | req/s, best (range) | × bare (that round) | × before | p50 ms | p99 ms | errors | server µs/req | generator µs/req | noise cores |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| scenario | binary | req/s, best (range) | × bare (that round) | × before | p50 ms | p99 ms | errors | server µs/req | generator µs/req | batch mean | noise cores |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     let mut names: Vec<&'static str> = Vec::new();
     for c in cells {
@@ -94,7 +94,7 @@ fn table(cells: &[Cell], binaries: &[(String, PathBuf)], bench: &Bench) -> Strin
             let f = &cell.figures;
             let _ = writeln!(
                 s,
-                "| {name} | {label} | {:.0} ({:.0}–{:.0}, round {}) | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                "| {name} | {label} | {:.0} ({:.0}–{:.0}, round {}) | {} | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
                 f.throughput,
                 lo,
                 hi,
@@ -106,6 +106,7 @@ fn table(cells: &[Cell], binaries: &[(String, PathBuf)], bench: &Bench) -> Strin
                 f.errors,
                 opt(f.server_us, 1),
                 opt(f.own_us, 1),
+                opt(f.batch_mean, 1),
                 opt(f.others_cores, 2),
             );
         }

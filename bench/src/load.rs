@@ -148,6 +148,53 @@ pub struct Edge {
     pub written: Option<(u64, u64)>,
     /// The server's threads: id, name, CPU seconds.
     pub threads: Vec<(u32, String, f64)>,
+    /// The writer's batch sizes so far (`ledger_writer_batch_size` of `GET /metrics`).
+    pub batches: Option<Batches>,
+}
+
+/// Batches per bucket (`le`, not cumulative) and the mean batch size, over a window.
+pub type BatchesInWindow = (Vec<(String, u64)>, Option<f64>);
+
+/// A cumulative Prometheus histogram: `(le, count)` per bucket, the sum and the count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batches {
+    pub buckets: Vec<(String, u64)>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Batches {
+    /// The `ledger_writer_batch_size` histogram of a `/metrics` text.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut out = Batches::default();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("ledger_writer_batch_size") else { continue };
+            let (name, value) = rest.rsplit_once(' ')?;
+            if let Some(le) = name.strip_prefix("_bucket{le=\"").and_then(|l| l.strip_suffix("\"}")) {
+                out.buckets.push((le.to_owned(), value.parse().ok()?));
+            } else if name == "_sum" {
+                out.sum = value.parse().ok()?;
+            } else if name == "_count" {
+                out.count = value.parse().ok()?;
+            }
+        }
+        (!out.buckets.is_empty()).then_some(out)
+    }
+
+    /// What was added between `self` and a later `end`: batches per bucket (not cumulative),
+    /// and the mean batch size.
+    pub fn since(&self, end: &Batches) -> BatchesInWindow {
+        let mut previous = 0;
+        let mut per_bucket = Vec::new();
+        for (le, total) in &end.buckets {
+            let before = self.buckets.iter().find(|(l, _)| l == le).map_or(0, |b| b.1);
+            let cumulative = total.saturating_sub(before);
+            per_bucket.push((le.clone(), cumulative.saturating_sub(previous)));
+            previous = cumulative;
+        }
+        let count = end.count.saturating_sub(self.count);
+        (per_bucket, (count > 0).then(|| (end.sum - self.sum) / count as f64))
+    }
 }
 
 /// Something attached to the server for exactly the measured window (e.g. `perf stat`).
@@ -228,6 +275,11 @@ impl Outcome {
 
     pub fn events(&self) -> Option<f64> {
         self.delta(|e| e.position.map(|p| p as f64))
+    }
+
+    /// The writer's batches in the window: per bucket, and the mean size.
+    pub fn batches(&self) -> Option<BatchesInWindow> {
+        Some(self.start.batches.as_ref()?.since(self.end.batches.as_ref()?))
     }
 }
 
@@ -329,6 +381,7 @@ async fn edge(health: &mut SendRequest<Empty<Bytes>>, servers: &Servers) -> Edge
     let pids = &servers.pids;
     let written: Option<Vec<(u64, u64)>> = pids.iter().map(|p| procfs::written_bytes(*p)).collect();
     Edge {
+        batches: batches(health).await,
         position: position(health).await,
         server_cpu: pids.iter().map(|p| procfs::cpu_seconds(*p)).sum(),
         database_cpu: servers.database_pid.map(procfs::family_cpu).unwrap_or_default(),
@@ -354,6 +407,21 @@ async fn position(health: &mut SendRequest<Empty<Bytes>>) -> Option<i64> {
     let at = text.find("\"position\":")? + "\"position\":".len();
     let digits: String = text[at..].chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().ok()
+}
+
+/// The writer's batch-size histogram from `GET /metrics` (as the bench's super admin); `None`
+/// for a server without it.
+async fn batches(health: &mut SendRequest<Empty<Bytes>>) -> Option<Batches> {
+    health.ready().await.ok()?;
+    let req = Request::get("/metrics")
+        .header(HOST, "127.0.0.1")
+        .header(AUTHORIZATION, crate::deployment::super_admin())
+        .body(Empty::new())
+        .ok()?;
+    let resp = health.send_request(req).await.ok()?;
+    let ok = resp.status().is_success();
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    Batches::parse(std::str::from_utf8(&body).ok().filter(|_| ok)?)
 }
 
 pub(crate) async fn connect<B>(addr: SocketAddr) -> Result<SendRequest<B>, BenchError>
@@ -561,5 +629,31 @@ impl RawConn {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::Batches;
+
+    const START: &str = "# TYPE ledger_writer_batch_size histogram\n\
+        ledger_writer_batch_size_sum 30.0\nledger_writer_batch_size_count 10\n\
+        ledger_writer_batch_size_bucket{le=\"1.0\"} 5\nledger_writer_batch_size_bucket{le=\"2.0\"} 6\n\
+        ledger_writer_batch_size_bucket{le=\"4.0\"} 10\nledger_writer_batch_size_bucket{le=\"+Inf\"} 10\n\
+        ledger_writer_commit_seconds_sum 0.5\n";
+    const END: &str = "ledger_writer_batch_size_sum 130.0\nledger_writer_batch_size_count 15\n\
+        ledger_writer_batch_size_bucket{le=\"1.0\"} 6\nledger_writer_batch_size_bucket{le=\"2.0\"} 7\n\
+        ledger_writer_batch_size_bucket{le=\"4.0\"} 11\nledger_writer_batch_size_bucket{le=\"+Inf\"} 15\n";
+
+    #[test]
+    fn the_window_s_batches_are_the_histogram_s_growth_per_bucket() {
+        let (start, end) = (Batches::parse(START).unwrap(), Batches::parse(END).unwrap());
+        assert_eq!(start.count, 10);
+        assert_eq!(start.buckets.len(), 4);
+        let (per_bucket, mean) = start.since(&end);
+        let counts: Vec<u64> = per_bucket.iter().map(|b| b.1).collect();
+        assert_eq!(counts, [1, 0, 0, 4]);
+        assert_eq!(mean, Some(20.0));
+        assert!(Batches::parse("ledger_http_requests_total 3\n").is_none());
     }
 }

@@ -24,6 +24,8 @@ pub struct Figures {
     pub own_us: Option<f64>,
     pub events_per_request: Option<f64>,
     pub events_per_commit: Option<f64>,
+    /// The writer's mean batch size in the window (commands per commit).
+    pub batch_mean: Option<f64>,
     pub memory: Option<Memory>,
     /// Cores that other processes kept busy during the window (noise).
     pub others_cores: Option<f64>,
@@ -59,6 +61,7 @@ impl Figures {
             own_us: o.own_cpu().map(|c| c * 1e6 / answered),
             events_per_request: events.map(|e| e / answered),
             events_per_commit: events.zip(syncs.filter(|s| *s > 0)).map(|(e, s)| e / s as f64),
+            batch_mean: o.batches().and_then(|b| b.1),
             memory,
             others_cores: o.others_cpu().map(|c| c / secs),
         }
@@ -148,6 +151,20 @@ pub fn print(f: &Figures, o: &Outcome, baseline: Option<f64>) {
             s,
             "  log            {per:.2} events/request (+{} events){per_commit}",
             thousands(total)
+        );
+    }
+    if let Some((buckets, Some(mean))) = o.batches() {
+        let total = buckets.iter().map(|b| b.1).sum::<u64>().max(1) as f64;
+        let shown: Vec<String> = buckets
+            .iter()
+            .filter(|b| b.1 > 0)
+            .map(|(le, n)| format!("≤{} {:.0}%", le.trim_end_matches(".0"), *n as f64 * 100.0 / total))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  writer batches {} commits, mean {mean:.1} commands · {}",
+            thousands(total),
+            shown.join(" · ")
         );
     }
     if let Some((syscalls, storage)) = o.written() {

@@ -9,6 +9,7 @@ mod archive;
 mod cleanup;
 #[path = "conformance/code_flow.rs"]
 mod code_flow;
+mod failing;
 #[path = "conformance/lazy_view.rs"]
 mod lazy_view;
 #[path = "conformance/props.rs"]
@@ -28,6 +29,7 @@ use code_flow::{
     a_replayed_code_revokes_its_token_and_logout_denial_and_deletion_clear_the_views,
     codes_sessions_and_consents_are_written_read_and_refolded,
 };
+use failing::a_command_failing_in_storage_leaves_the_rest_of_its_batch_committed;
 use lazy_view::a_view_loaded_while_the_ledger_writes_ends_equal_to_a_fresh_load;
 
 use super::backend::{ReadStore, WriteStore};
@@ -382,6 +384,7 @@ macro_rules! conformance {
 conformance!(
     every_event_chains_from_its_predecessor,
     a_refused_command_in_a_batch_leaves_the_others_committed,
+    a_command_failing_in_storage_leaves_the_rest_of_its_batch_committed,
     identical_commands_in_one_batch_share_one_token,
     views_behind_their_checkpoint_catch_up_from_the_log,
     a_duplicate_stream_version_is_a_typed_conflict,

@@ -225,32 +225,48 @@ impl Ledger {
 
     /// Runs the commands in one transaction (see `try_batch`), again from the start when the
     /// database serialised the transaction out: nothing of it was committed then.
+    ///
+    /// A batch first runs without a savepoint per command: a savepoint costs two statements
+    /// and SQLite's statement journal (a copy of every page a command first touches), and
+    /// PostgreSQL two round trips, for a command that almost never fails. When one does fail
+    /// (a storage error: a refusal by the rules is not a failure and commits its events), the
+    /// whole transaction is rolled back, nothing of it having been committed or answered, and
+    /// the batch runs again with a savepoint per command, so the failing command leaves the
+    /// others committed.
     pub fn execute_batch(&mut self, batch: Vec<Envelope>) -> Vec<CommandResult> {
-        for _ in 1..Self::RETRIES {
-            match self.try_batch(batch.clone()) {
-                Err(BackendError::Retry(e)) => tracing::debug!(error = %e, "batch serialised out; retrying"),
+        let mut guarded = false;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.try_batch(&batch, guarded) {
+                Ok(Some(results)) => return results,
+                // A command failed unguarded: run the batch again, each command under its own
+                // savepoint (not a retry: the database refused nothing as a whole).
+                Ok(None) => guarded = true,
+                Err(BackendError::Retry(e)) if tries < Self::RETRIES => {
+                    tracing::debug!(error = %e, "batch serialised out; retrying")
+                }
                 Err(e) => return fail_all(batch.len(), e.into()),
-                Ok(results) => return results,
             }
-        }
-        match self.try_batch(batch.clone()) {
-            Ok(results) => results,
-            Err(e) => fail_all(batch.len(), e.into()),
         }
     }
 
-    /// Runs the commands in one transaction (group commit), each under a savepoint so one
-    /// failing command does not undo the others. Replies only count once the commit returned.
-    /// `Err` when the batch as a whole failed (nothing of it was committed).
-    fn try_batch(&mut self, batch: Vec<Envelope>) -> Result<Vec<CommandResult>, BackendError> {
+    /// Runs the commands in one transaction (group commit); with `guarded`, each under a
+    /// savepoint so one failing command does not undo the others. Replies only count once the
+    /// commit returned. `Err` when the batch as a whole failed (nothing of it was committed);
+    /// `Ok(None)` when, unguarded, a command failed and the transaction was rolled back.
+    fn try_batch(
+        &mut self,
+        batch: &[Envelope],
+        guarded: bool,
+    ) -> Result<Option<Vec<CommandResult>>, BackendError> {
         // Loaded once inside the write lock: nobody else can append until the commit.
         let mut tail = self.store.begin()?;
         if !self.store.unchanged_by_others() {
             self.clients.clear();
         }
         let start = tail.position;
-        let count = batch.len();
-        let mut results = Vec::with_capacity(count);
+        let mut results = Vec::with_capacity(batch.len());
         let mut changes = Vec::new();
         for envelope in batch {
             let now = (self.clock)();
@@ -264,44 +280,52 @@ impl Ledger {
             let mut own = Vec::new();
             let before = tail.clone();
             let store = self.store.as_mut();
-            let result = match in_savepoint(store, |s| execute(s, &cx, envelope, &mut tail, &mut own)) {
-                Ok(result) => result,
-                // The savepoint itself failed: the transaction's state is unknown, so nothing of
-                // this batch may be committed.
-                Err(e) => {
-                    self.store.rollback();
-                    self.clients.clear();
-                    return Err(e);
+            let mut run = |s: &mut dyn WriteStore| execute(s, &cx, envelope, &mut tail, &mut own);
+            let result = if guarded {
+                match in_savepoint(store, run) {
+                    Ok(result) => result,
+                    // The savepoint itself failed: the transaction's state is unknown, so
+                    // nothing of this batch may be committed.
+                    Err(e) => return Err(self.abandon(e)),
                 }
+            } else {
+                run(store)
             };
             if let Err(e) = retry_of(&result) {
                 // A serialization failure inside a command dooms the whole transaction.
-                self.store.rollback();
-                self.clients.clear();
-                return Err(e);
+                return Err(self.abandon(e));
             }
             if result.is_ok() {
                 if own.iter().any(|c| matches!(c, Change::ClientRegistered(_) | Change::ClientDeleted(_))) {
                     self.clients.clear();
                 }
                 changes.append(&mut own);
-            } else {
+            } else if guarded {
                 // Rolled back to the savepoint: what the command read may have been its own.
                 self.clients.clear();
                 tail = before;
+            } else {
+                self.store.rollback();
+                self.clients.clear();
+                return Ok(None);
             }
             results.push(result);
         }
         let moved = (tail.position > start).then_some(&tail);
         if let Err(e) = self.store.commit(moved) {
-            self.store.rollback();
-            self.clients.clear();
-            return Err(e);
+            return Err(self.abandon(e));
         }
-        debug_assert_eq!(results.len(), count);
+        debug_assert_eq!(results.len(), batch.len());
         // Before any reply leaves: an acknowledged revocation is never seen active.
         self.update_memory(start, tail.position, changes);
-        Ok(results)
+        Ok(Some(results))
+    }
+
+    /// Rolls the batch's transaction back after `e`, forgetting what it read.
+    fn abandon(&mut self, e: BackendError) -> BackendError {
+        self.store.rollback();
+        self.clients.clear();
+        e
     }
 
     /// Applies a committed batch's changes to the memory view. On a shared log the view may
@@ -405,52 +429,59 @@ pub(super) struct Context<'a> {
 /// Events to commit and the reply to give.
 pub(super) type Answer = (Vec<Pending>, Result<Reply, Refusal>);
 
+/// Runs one command of a batch. It borrows the envelope: a batch that runs again (unguarded,
+/// then guarded; or after a serialization failure) still has it, and only what a command keeps
+/// is copied.
 fn execute(
     store: &mut dyn WriteStore,
     cx: &Context<'_>,
-    envelope: Envelope,
+    envelope: &Envelope,
     tail: &mut Tail,
     changes: &mut Vec<Change>,
 ) -> CommandResult {
     let Envelope { command, meta } = envelope;
     let (events, reply) = match command {
-        Command::Issue { key, grant_type } => match issue(store, cx, key, grant_type)? {
+        Command::Issue { key, grant_type } => match issue(store, cx, key, *grant_type)? {
             Some(done) => done,
             None => return Ok(Err(Refusal::UnknownClient)),
         },
         Command::Refresh { client, refresh_digest, scopes } => {
-            match refresh(store, cx, client, refresh_digest, scopes)? {
+            match refresh(store, cx, client, refresh_digest, scopes.as_ref())? {
                 Some(done) => done,
                 None => return Ok(Err(Refusal::UnknownClient)),
             }
         }
         Command::Revoke { client, digest } => {
-            let found = views::active_by_digest(store, &digest)?.map(|(t, _)| t);
-            let d = decide_revoke(found.as_ref(), &client);
+            let found = views::active_by_digest(store, digest)?.map(|(t, _)| t);
+            let d = decide_revoke(found.as_ref(), client);
             (d.events, d.outcome.map(|_| Reply::Done).map_err(Refusal::Domain))
         }
         Command::RegisterClient { name, grant_types, access_token_type, oauth } => {
-            register_client(name, grant_types, access_token_type, oauth)
+            register_client(name.clone(), grant_types.clone(), access_token_type.clone(), oauth.clone())
         }
-        Command::Authz(command) => match authz_commands::execute(store, cx, command)? {
+        Command::Authz(command) => match authz_commands::execute(store, cx, command.clone())? {
             Some(done) => done,
             None => return Ok(Err(Refusal::UnknownClient)),
         },
         Command::DeleteClient { client_id } => {
-            if views::client(store, &client_id)?.is_none() {
+            if views::client(store, client_id)?.is_none() {
                 return Ok(Err(Refusal::UnknownClient));
             }
-            let mut events = revoke_all_of_client(&views::active_of_client(store, &client_id)?);
+            let mut events = revoke_all_of_client(&views::active_of_client(store, client_id)?);
             let stream = format!("client-{client_id}");
-            events.push(Pending { stream, event: Event::ClientDeleted(ClientDeleted { client_id }) });
+            let event = Event::ClientDeleted(ClientDeleted { client_id: client_id.clone() });
+            events.push(Pending { stream, event });
             (events, Ok(Reply::Done))
         }
         Command::AddUser { username, password_hash } => {
-            if views::user(store, &username)?.is_some() {
+            if views::user(store, username)?.is_some() {
                 return Ok(Err(Refusal::UserExists));
             }
-            let event = Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash });
-            (vec![Pending { stream: user_stream(&username), event }], Ok(Reply::Done))
+            let event = Event::UserAdded(UserAdded {
+                username: username.as_str().to_owned(),
+                password_hash: password_hash.clone(),
+            });
+            (vec![Pending { stream: user_stream(username), event }], Ok(Reply::Done))
         }
         Command::RecordAuthFailure(failure) => {
             let user = match failure.method {
@@ -458,15 +489,16 @@ fn execute(
                 AuthMethod::ClientSecret => None,
             };
             let stream = user.map_or_else(|| format!("client-{}", failure.client_id), |u| user_stream(&u));
-            (vec![Pending { stream, event: Event::AuthenticationFailed(failure) }], Ok(Reply::Done))
+            (vec![Pending { stream, event: Event::AuthenticationFailed(failure.clone()) }], Ok(Reply::Done))
         }
         Command::PruneExpired { keep } => {
-            let event = Event::ExpiredPruned(cx.policy.cleanup_cutoffs(cx.now, keep));
+            let event = Event::ExpiredPruned(cx.policy.cleanup_cutoffs(cx.now, *keep));
             (vec![Pending { stream: CLEANUP_STREAM.to_owned(), event }], Ok(Reply::Done))
         }
         Command::SetUserPassword { username, password_hash } => {
-            let stream = user_stream(&username);
-            let event = match views::user(store, &username)? {
+            let stream = user_stream(username);
+            let password_hash = password_hash.clone();
+            let event = match views::user(store, username)? {
                 None => Event::UserAdded(UserAdded { username: username.as_str().to_owned(), password_hash }),
                 Some(u) => Event::UserPasswordChanged(UserPasswordChanged {
                     username: u.username.as_str().to_owned(),
@@ -476,7 +508,7 @@ fn execute(
             (vec![Pending { stream, event }], Ok(Reply::Done))
         }
     };
-    commit_events(store, events, &meta, cx.now, tail, changes)?;
+    commit_events(store, events, meta, cx.now, tail, changes)?;
     Ok(reply)
 }
 
@@ -490,7 +522,7 @@ pub(super) fn generator_of<'a>(cx: &Context<'a>, client: &ClientRecord) -> (&'a 
 fn issue(
     store: &mut dyn WriteStore,
     cx: &Context<'_>,
-    key: TokenKey,
+    key: &TokenKey,
     grant_type: GrantType,
 ) -> Result<Option<Answer>, StoreError> {
     let Some(client) = cx.clients.get(store, &key.client)? else {
@@ -498,7 +530,7 @@ fn issue(
     };
     let (generator, renewal) = generator_of(cx, &client);
     let client_allows_refresh = client.allows(GrantType::RefreshToken);
-    let req = IssueRequest::new(key, grant_type, client_allows_refresh, renewal);
+    let req = IssueRequest::new(key.clone(), grant_type, client_allows_refresh, renewal);
     let current = views::active_by_stream(store, &req.stream)?;
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
     let d = decide_issue(current.as_ref(), &req, &mut mint, cx.policy, cx.now)
@@ -509,26 +541,25 @@ fn issue(
 fn refresh(
     store: &mut dyn WriteStore,
     cx: &Context<'_>,
-    client_id: ClientId,
-    refresh_digest: Digest,
-    scopes: Option<ScopeSet>,
+    client_id: &ClientId,
+    refresh_digest: &Digest,
+    scopes: Option<&ScopeSet>,
 ) -> Result<Option<Answer>, StoreError> {
-    let Some(client) = cx.clients.get(store, &client_id)? else {
+    let Some(client) = cx.clients.get(store, client_id)? else {
         return Ok(None);
     };
     let (generator, renewal) = generator_of(cx, &client);
-    let lookup = refresh_lookup(store, &refresh_digest)?;
+    let lookup = refresh_lookup(store, refresh_digest)?;
     let target = match &lookup {
-        RefreshLookup::Active(source) => match refreshed_scopes(source, scopes.as_ref()) {
+        RefreshLookup::Active(source) => match refreshed_scopes(source, scopes) {
             Ok(s) => views::active_by_stream(store, &TokenKey { scopes: s, ..source.key() }.stream())?,
             Err(_) => None,
         },
         _ => None,
     };
     let mut mint = LedgerMint::new(cx.sealer, generator, renewal == Renewal::Off);
-    let d =
-        decide_refresh(&lookup, target.as_ref(), &client_id, scopes.as_ref(), &mut mint, cx.policy, cx.now)
-            .map_err(|e| StoreError::Mint(e.0))?;
+    let d = decide_refresh(&lookup, target.as_ref(), client_id, scopes, &mut mint, cx.policy, cx.now)
+        .map_err(|e| StoreError::Mint(e.0))?;
     Ok(Some(respond(d, &mint)?))
 }
 

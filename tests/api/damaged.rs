@@ -1,6 +1,8 @@
 //! Start-up on a damaged database: the server refuses to serve, names the problem, and names the
 //! command that diagnoses it.
 
+use token_ledger::store::row_format;
+
 use crate::helpers::{spawn_app, ConfigOverrides};
 
 #[tokio::test]
@@ -32,18 +34,22 @@ async fn a_tampered_event_is_refused_naming_its_position() {
     app.token_admin(&client, "a").await;
     app.token_admin(&client, "b").await;
     assert!(app.terminate().await.success());
-    let position = app.sql_i64("SELECT MAX(position) FROM events WHERE event_type = 'TokenIssued'");
-    // As an attacker would: drop the guard, then rewrite history.
-    let drop_guard = if app.on_postgres() {
-        "ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete"
+    // As an attacker would: drop the guard, then rewrite history (on SQLite the compact
+    // payload of a format-2 row, its scope "b" made "x" in the stored bytes).
+    let (position, drop_guard, rewrite) = if app.on_postgres() {
+        let position = app.sql_i64("SELECT MAX(position) FROM events WHERE event_type = 'TokenIssued'");
+        let rewrite = "replace(payload, '\"b\"', '\"x\"')".to_owned();
+        (position, "ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete", rewrite)
     } else {
-        "DROP TRIGGER events_refuse_update"
+        let code = row_format::event_type_code("TokenIssued").unwrap();
+        let position = app.sql_i64(&format!("SELECT MAX(position) FROM events WHERE event_type = {code}"));
+        let compact = |text: &str| hex::encode(row_format::encode_text(text).unwrap());
+        let rewrite =
+            format!("replace(payload, x'{}', x'{}')", compact("\",\"scopes\":\"b"), compact("\",\"scopes\":\"x"));
+        (position, "DROP TRIGGER events_refuse_update", rewrite)
     };
     app.sql_execute(drop_guard).unwrap();
-    app.sql_execute(&format!(
-        "UPDATE events SET payload = replace(payload, '\"b\"', '\"x\"') WHERE position = {position}"
-    ))
-    .unwrap();
+    app.sql_execute(&format!("UPDATE events SET payload = {rewrite} WHERE position = {position}")).unwrap();
 
     let output = app.cli(&["serve"]).await;
     assert!(!output.status.success());

@@ -349,3 +349,7 @@ pub(crate) fn tamper_for_tests(conn: &Connection) -> [bool; 2] {
         conn.execute("DELETE FROM events", []).is_err(),
     ]
 }
+
+#[cfg(test)]
+#[path = "log_tests.rs"]
+mod tests;

@@ -26,6 +26,8 @@ const TAG_BASE64: u8 = 3;
 const TAG_WORD: u8 = 4;
 const TAG_INT: u8 = 5;
 const TAG_ESCAPE: u8 = 6;
+/// The text's previous UUID again (a first issue's `family_id` is its `token_id`).
+const TAG_SAME_UUID: u8 = 7;
 /// The bytes below this are tags; a literal one is escaped.
 const FIRST_LITERAL: u8 = 8;
 
@@ -120,6 +122,7 @@ pub struct BadEncoding(&'static str);
 pub fn decode_into(bytes: &[u8], into: &mut String) -> Result<(), BadEncoding> {
     let mut out = std::mem::take(into).into_bytes();
     out.clear();
+    let mut last_uuid: Option<[u8; 16]> = None;
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         i += 1;
@@ -131,9 +134,13 @@ pub fn decode_into(bytes: &[u8], into: &mut String) -> Result<(), BadEncoding> {
         i += match b {
             TAG_UUID => {
                 let raw: [u8; 16] = rest.get(..16).and_then(|r| r.try_into().ok()).ok_or(BadEncoding("uuid"))?;
-                let mut buf = Uuid::encode_buffer();
-                out.extend_from_slice(Uuid::from_bytes(raw).hyphenated().encode_lower(&mut buf).as_bytes());
+                push_uuid(&mut out, raw);
+                last_uuid = Some(raw);
                 16
+            }
+            TAG_SAME_UUID => {
+                push_uuid(&mut out, last_uuid.ok_or(BadEncoding("no earlier uuid"))?);
+                0
             }
             TAG_HEX | TAG_BASE64 => {
                 let n = *rest.first().ok_or(BadEncoding("length"))? as usize;
@@ -170,21 +177,32 @@ pub fn decode_into(bytes: &[u8], into: &mut String) -> Result<(), BadEncoding> {
     Ok(())
 }
 
+fn push_uuid(out: &mut Vec<u8>, raw: [u8; 16]) {
+    let mut buf = Uuid::encode_buffer();
+    out.extend_from_slice(Uuid::from_bytes(raw).hyphenated().encode_lower(&mut buf).as_bytes());
+}
+
 fn encode(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
+    let mut last_uuid = None;
     let mut i = 0;
     while i < text.len() {
-        i += encode_one(text, i, &mut out);
+        i += encode_one(text, i, &mut out, &mut last_uuid);
     }
     out
 }
 
 /// Encodes the token at `i`; how many input bytes it took.
-fn encode_one(text: &[u8], i: usize, out: &mut Vec<u8>) -> usize {
+fn encode_one(text: &[u8], i: usize, out: &mut Vec<u8>, last_uuid: &mut Option<[u8; 16]>) -> usize {
     let rest = &text[i..];
     if let Some(raw) = uuid_at(rest) {
-        out.push(TAG_UUID);
-        out.extend_from_slice(&raw);
+        if *last_uuid == Some(raw) {
+            out.push(TAG_SAME_UUID);
+        } else {
+            out.push(TAG_UUID);
+            out.extend_from_slice(&raw);
+            *last_uuid = Some(raw);
+        }
         return 36;
     }
     if i == 0 || !is_base64(text[i - 1]) {

@@ -74,7 +74,7 @@ fn any_text_built_of_the_codecs_favourite_pieces_reads_back_exactly() {
 #[test]
 fn a_stored_form_the_codec_did_not_write_is_refused_not_guessed() {
     let mut out = String::new();
-    for bad in [&[TAG_UUID, 1, 2][..], &[TAG_HEX, 5, 1], &[TAG_WORD, 200], &[TAG_INT, 0x80], &[7], &[0xff]] {
+    for bad in [&[TAG_UUID, 1, 2][..], &[TAG_HEX, 5, 1], &[TAG_WORD, 200], &[TAG_INT, 0x80], &[TAG_SAME_UUID], &[0], &[0xff]] {
         assert!(decode_into(bad, &mut out).is_err(), "{bad:?}");
     }
 }

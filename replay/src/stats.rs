@@ -141,7 +141,7 @@ fn from_postgres(options: &PgOptions) -> Result<Stats, ReplayError> {
     let live = live_stats(options, time::now()).map_err(StoreError::from)?;
     let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (day, event_type, count) in live.by_day {
-        by_day.entry(day).or_default().insert(event_type, count as u64);
+        *by_day.entry(day).or_default().entry(event_type).or_default() += count as u64;
     }
     let active_by_client = live.active_by_client.into_iter().map(|(c, n)| (c, n as u64)).collect();
     Ok(assemble(

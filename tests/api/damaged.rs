@@ -34,22 +34,25 @@ async fn a_tampered_event_is_refused_naming_its_position() {
     app.token_admin(&client, "a").await;
     app.token_admin(&client, "b").await;
     assert!(app.terminate().await.success());
-    // As an attacker would: drop the guard, then rewrite history (on SQLite the compact
-    // payload of a format-2 row, its scope "b" made "x" in the stored bytes).
-    let (position, drop_guard, rewrite) = if app.on_postgres() {
-        let position = app.sql_i64("SELECT MAX(position) FROM events WHERE event_type = 'TokenIssued'");
-        let rewrite = "replace(payload, '\"b\"', '\"x\"')".to_owned();
-        (position, "ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete", rewrite)
+    // As an attacker would: drop the guard, then rewrite history (the compact payload of a
+    // format-2 row, its scope "b" made "x" in the stored bytes).
+    let code = row_format::event_type_code("TokenIssued").unwrap();
+    let compact = |text: &str| hex::encode(row_format::encode_text(text).unwrap());
+    let (from, to) = (compact("\",\"scopes\":\"b"), compact("\",\"scopes\":\"x"));
+    let (drop_guard, issued, rewrite) = if app.on_postgres() {
+        let rewrite = format!(
+            "compact_payload = overlay(compact_payload placing '\\x{to}'::bytea
+                from position('\\x{from}'::bytea in compact_payload) for {})",
+            from.len() / 2
+        );
+        ("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete", format!("type_code = {code}"), rewrite)
     } else {
-        let code = row_format::event_type_code("TokenIssued").unwrap();
-        let position = app.sql_i64(&format!("SELECT MAX(position) FROM events WHERE event_type = {code}"));
-        let compact = |text: &str| hex::encode(row_format::encode_text(text).unwrap());
-        let rewrite =
-            format!("replace(payload, x'{}', x'{}')", compact("\",\"scopes\":\"b"), compact("\",\"scopes\":\"x"));
-        (position, "DROP TRIGGER events_refuse_update", rewrite)
+        let rewrite = format!("payload = replace(payload, x'{from}', x'{to}')");
+        ("DROP TRIGGER events_refuse_update", format!("event_type = {code}"), rewrite)
     };
+    let position = app.sql_i64(&format!("SELECT MAX(position) FROM events WHERE {issued}"));
     app.sql_execute(drop_guard).unwrap();
-    app.sql_execute(&format!("UPDATE events SET payload = {rewrite} WHERE position = {position}")).unwrap();
+    app.sql_execute(&format!("UPDATE events SET {rewrite} WHERE position = {position}")).unwrap();
 
     let output = app.cli(&["serve"]).await;
     assert!(!output.status.success());

@@ -204,3 +204,84 @@ fn stored_event(r: &Row) -> BResult<StoredEvent> {
         hash: r.try_get(22)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance::pg_cluster;
+    use crate::store::postgres::{migrate, PgOptions};
+    use crate::store::records::chain_hash;
+    use crate::store::sqlite::log::tests::{event, STREAM};
+
+    /// A format-1 row as a build before schema 0006 wrote it (text columns, whole prev_hash).
+    fn insert_format_1(c: &mut Conn, e: &StoredEvent) {
+        let m = &e.meta;
+        c.client
+            .execute(
+                "INSERT INTO events (position, event_id, stream, version, event_type, schema_version,
+                    payload, recorded_at, request_id, actor_client, actor_user, grant_type, peer, prev_hash, hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                &[
+                    &e.position, &e.event_id, &e.stream, &e.version, &e.event_type, &(e.schema_version as i32),
+                    &e.payload, &e.recorded_at, &m.request_id, &m.client_id, &m.username, &m.grant_type,
+                    &m.peer, &e.prev_hash, &e.hash,
+                ],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn format_1_rows_then_format_2_rows_read_back_exactly_and_chain_on_postgres() {
+        let Some(cluster) = pg_cluster::cluster() else { return };
+        let options = PgOptions::parse(&cluster.create_database(), None, 1).unwrap();
+        let mut client = options.connect().unwrap();
+        migrate::migrate(&mut client).unwrap();
+        let mut c = Conn::new(client);
+        let mut events: Vec<StoredEvent> = Vec::new();
+        let plan: [(bool, &str, fn(&mut StoredEvent)); 7] = [
+            (true, STREAM, |_| {}),
+            (true, "user-user000010", |e| e.event_id = "NOT-A-UUID".into()),
+            (true, STREAM, |e| e.meta = RequestMeta::default()),
+            (false, STREAM, |_| {}),
+            (false, "user-user000010", |e| {
+                e.event_type = "SomethingNew".into();
+                e.recorded_at = "2026-12-07T23:17:02.263+00:00".into();
+                e.payload = "{\"odd\":\"\u{1} é\"}".into();
+            }),
+            (false, "grant-new", |e| e.meta = RequestMeta::default()),
+            (false, STREAM, |_| {}),
+        ];
+        for (format_1, stream, edit) in plan {
+            let prev = events.last().map_or(GENESIS.to_vec(), |e| e.hash.clone());
+            let version = stream_version(&mut c, stream).unwrap() + 1;
+            let e = event(events.len() as i64 + 1, &prev, stream, version, edit);
+            if format_1 {
+                insert_format_1(&mut c, &e);
+            } else {
+                insert_event(&mut c, &e).unwrap();
+            }
+            events.push(e);
+        }
+        assert_eq!(read_after(&mut c, 0, 100).unwrap(), events);
+        assert_eq!(read_after(&mut c, 4, 100).unwrap(), events[4..]);
+        let mut prev = GENESIS.to_vec();
+        for e in &events {
+            assert_eq!(chain_hash(&prev, e).to_vec(), e.hash, "position {}", e.position);
+            prev = e.hash.clone();
+        }
+        assert_eq!(stream_version(&mut c, STREAM).unwrap(), 4);
+        let compact: (i16, Option<String>, Option<i64>, i32) = {
+            let r = c
+                .client
+                .query_one(
+                    "SELECT row_format, payload, stream_id, length(prev_hash) FROM events WHERE position = 4",
+                    &[],
+                )
+                .unwrap();
+            (r.get(0), r.get(1), r.get(2), r.get(3))
+        };
+        assert_eq!((compact.0, compact.1, compact.2.is_some(), compact.3), (2, None, true, 4));
+        let again = event(8, &prev, STREAM, 4, |_| {});
+        assert!(matches!(insert_event(&mut c, &again), Err(BackendError::Conflict(_))));
+    }
+}

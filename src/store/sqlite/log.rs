@@ -352,4 +352,4 @@ pub(crate) fn tamper_for_tests(conn: &Connection) -> [bool; 2] {
 
 #[cfg(test)]
 #[path = "log_tests.rs"]
-mod tests;
+pub(crate) mod tests;

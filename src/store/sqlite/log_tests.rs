@@ -8,10 +8,16 @@ use crate::store::records::{chain_hash, BackendError};
 use crate::store::sqlite::migrate::{migrate, migrate_to};
 
 const ISSUED: &str = r#"{"token_id":"5e2a99e9-4ec2-48c3-ba78-72f5deb53923","family_id":"5e2a99e9-4ec2-48c3-ba78-72f5deb53923","client_id":"a1c3f688323e46fb943e5f74d30ea15a","username":"user001667","scopes":"","grant_type":"password","access_digest":"29bf0b7ce1122ac2fe67cb37d4dcf662fff7df620c25256bae7ff0d9c1eb95af","issued_at":1796685422766,"expires_at":1796689022766,"sealed_access":"QTManN+8ohsR9pm+khYlzO77Zd1yl0yDW2rWOlyqBfXA9iEEj2AwHuaQY920DjhKuB+HZ8wa37OEdnFvL4c2X1aRPEw0Qeo="}"#;
-const STREAM: &str = "grant-7728f76c1134339d5492fffad5c71538d37bb8edfa953f412f8ec2bc91099f45";
+pub(crate) const STREAM: &str = "grant-7728f76c1134339d5492fffad5c71538d37bb8edfa953f412f8ec2bc91099f45";
 
 /// An event chained from `prev`, with canonical ids and times unless the caller changes them.
-fn event(position: i64, prev: &[u8], stream: &str, version: i64, edit: impl FnOnce(&mut StoredEvent)) -> StoredEvent {
+pub(crate) fn event(
+    position: i64,
+    prev: &[u8],
+    stream: &str,
+    version: i64,
+    edit: impl FnOnce(&mut StoredEvent),
+) -> StoredEvent {
     let mut e = StoredEvent {
         position,
         event_id: uuid::Uuid::new_v4().to_string(),

@@ -110,7 +110,8 @@ pub fn event_type_name(code: i64) -> Option<&'static str> {
 pub fn encode_text(text: &str) -> Option<Vec<u8>> {
     let encoded = encode(text.as_bytes());
     let mut back = String::new();
-    (encoded.len() < text.len() && decode_into(&encoded, &mut back).is_ok() && back == text).then_some(encoded)
+    (encoded.len() < text.len() && decode_into(&encoded, &mut back).is_ok() && back == text)
+        .then_some(encoded)
 }
 
 /// A stored compact form that is not one the codec wrote.
@@ -133,7 +134,8 @@ pub fn decode_into(bytes: &[u8], into: &mut String) -> Result<(), BadEncoding> {
         let rest = &bytes[i..];
         i += match b {
             TAG_UUID => {
-                let raw: [u8; 16] = rest.get(..16).and_then(|r| r.try_into().ok()).ok_or(BadEncoding("uuid"))?;
+                let raw: [u8; 16] =
+                    rest.get(..16).and_then(|r| r.try_into().ok()).ok_or(BadEncoding("uuid"))?;
                 push_uuid(&mut out, raw);
                 last_uuid = Some(raw);
                 16
@@ -223,7 +225,9 @@ fn encode_one(text: &[u8], i: usize, out: &mut Vec<u8>, last_uuid: &mut Option<[
     if let Some(used) = integer_at(text, i, out) {
         return used;
     }
-    if let Some((index, word)) = WORDS.iter().enumerate().filter(|(_, w)| rest.starts_with(w.as_bytes())).max_by_key(|(_, w)| w.len()) {
+    if let Some((index, word)) =
+        WORDS.iter().enumerate().filter(|(_, w)| rest.starts_with(w.as_bytes())).max_by_key(|(_, w)| w.len())
+    {
         out.push(TAG_WORD);
         out.push(index as u8);
         return word.len();
@@ -254,7 +258,7 @@ fn base64_at(rest: &[u8], out: &mut Vec<u8>) -> Option<usize> {
     let body = rest.iter().take_while(|b| is_base64(**b)).count();
     let pad = rest[body..].iter().take(2).take_while(|b| **b == b'=').count();
     let run = &rest[..body + pad];
-    if run.len() < 24 || run.len() % 4 != 0 || run.len() > 340 {
+    if run.len() < 24 || !run.len().is_multiple_of(4) || run.len() > 340 {
         return None;
     }
     if run.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {

@@ -60,13 +60,34 @@ fn forms_that_would_not_reformat_identically_are_kept_as_text() {
 #[test]
 fn any_text_built_of_the_codecs_favourite_pieces_reads_back_exactly() {
     let pieces = [
-        "a", "0", "f", "9", "-", "=", "+", "/", "\"", "{", ",", "\u{3}", "é", "Z", "1796685422766", "0042",
-        "5e2a99e9-4ec2-48c3-ba78-72f5deb53923", "29bf0b7ce1122ac2fe67cb37d4dcf662", "QTManN+8ohsR9pm+khYlzO77",
-        "\",\"issued_at\":", "{\"token_id\":\"", "password", "==",
+        "a",
+        "0",
+        "f",
+        "9",
+        "-",
+        "=",
+        "+",
+        "/",
+        "\"",
+        "{",
+        ",",
+        "\u{3}",
+        "é",
+        "Z",
+        "1796685422766",
+        "0042",
+        "5e2a99e9-4ec2-48c3-ba78-72f5deb53923",
+        "29bf0b7ce1122ac2fe67cb37d4dcf662",
+        "QTManN+8ohsR9pm+khYlzO77",
+        "\",\"issued_at\":",
+        "{\"token_id\":\"",
+        "password",
+        "==",
     ];
     let mut rng = StdRng::seed_from_u64(11);
     for _ in 0..5_000 {
-        let text: String = (0..rng.gen_range(0..40)).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
+        let text: String =
+            (0..rng.gen_range(0..40)).map(|_| pieces[rng.gen_range(0..pieces.len())]).collect();
         assert_eq!(round_trip(&text), text);
     }
 }
@@ -74,7 +95,15 @@ fn any_text_built_of_the_codecs_favourite_pieces_reads_back_exactly() {
 #[test]
 fn a_stored_form_the_codec_did_not_write_is_refused_not_guessed() {
     let mut out = String::new();
-    for bad in [&[TAG_UUID, 1, 2][..], &[TAG_HEX, 5, 1], &[TAG_WORD, 200], &[TAG_INT, 0x80], &[TAG_SAME_UUID], &[0], &[0xff]] {
+    for bad in [
+        &[TAG_UUID, 1, 2][..],
+        &[TAG_HEX, 5, 1],
+        &[TAG_WORD, 200],
+        &[TAG_INT, 0x80],
+        &[TAG_SAME_UUID],
+        &[0],
+        &[0xff],
+    ] {
         assert!(decode_into(bad, &mut out).is_err(), "{bad:?}");
     }
 }

@@ -45,7 +45,11 @@ async fn a_tampered_event_is_refused_naming_its_position() {
                 from position('\\x{from}'::bytea in compact_payload) for {})",
             from.len() / 2
         );
-        ("ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete", format!("type_code = {code}"), rewrite)
+        (
+            "ALTER TABLE events DISABLE TRIGGER events_refuse_update_delete",
+            format!("type_code = {code}"),
+            rewrite,
+        )
     } else {
         let rewrite = format!("payload = replace(payload, x'{from}', x'{to}')");
         ("DROP TRIGGER events_refuse_update", format!("event_type = {code}"), rewrite)

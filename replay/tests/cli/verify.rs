@@ -66,7 +66,9 @@ fn a_changed_prefix_of_a_compact_rows_prev_hash_is_named_as_a_broken_chain() {
     let (position, verdict) = broken(|conn| {
         let p = position_of(conn, "TokenRevoked");
         let prefix: Vec<u8> = conn
-            .query_row("SELECT prev_hash FROM events WHERE position = ?1 AND row_format = 2", [p], |r| r.get(0))
+            .query_row("SELECT prev_hash FROM events WHERE position = ?1 AND row_format = 2", [p], |r| {
+                r.get(0)
+            })
             .expect("a format-2 row");
         assert_eq!(prefix.len(), 4, "a format-2 row keeps 4 bytes of its predecessor's hash");
         let edited: Vec<u8> = prefix.iter().map(|b| b ^ 0xff).collect();

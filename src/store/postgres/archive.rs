@@ -97,7 +97,8 @@ pub fn remove_archived(c: &mut Conn, limit: usize) -> BResult<u64> {
             (None, None) => {
                 let compact: Vec<u8> = r.try_get(2)?;
                 let mut name = String::new();
-                row_format::decode_into(&compact, &mut name).map_err(|e| BackendError::Corrupt(e.to_string()))?;
+                row_format::decode_into(&compact, &mut name)
+                    .map_err(|e| BackendError::Corrupt(e.to_string()))?;
                 name
             }
         };

@@ -30,14 +30,15 @@ fn split_optional(text: &Option<String>) -> (Option<&str>, Option<Vec<u8>>) {
 /// so no two add the same name).
 fn stream_id(c: &mut Conn, stream: &str) -> BResult<i64> {
     let (name, compact) = split(stream);
-    let found = c.query_opt(
-        "SELECT id FROM streams WHERE name = $1 OR compact_name = $2",
-        &[&name, &compact],
-    )?;
+    let found =
+        c.query_opt("SELECT id FROM streams WHERE name = $1 OR compact_name = $2", &[&name, &compact])?;
     match found {
         Some(r) => Ok(r.try_get(0)?),
         None => Ok(c
-            .query_opt("INSERT INTO streams (name, compact_name) VALUES ($1, $2) RETURNING id", &[&name, &compact])?
+            .query_opt(
+                "INSERT INTO streams (name, compact_name) VALUES ($1, $2) RETURNING id",
+                &[&name, &compact],
+            )?
             .ok_or_else(|| corrupt("the new stream has no id".into()))?
             .try_get(0)?),
     }
@@ -190,7 +191,8 @@ fn stored_event(r: &Row) -> BResult<StoredEvent> {
         },
         version: r.try_get(6)?,
         event_type,
-        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("negative schema version".into()))?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|_| corrupt("negative schema version".into()))?,
         payload: required(r, 10, 11, "payload")?,
         recorded_at,
         meta: RequestMeta {
@@ -212,6 +214,9 @@ mod tests {
     use crate::store::postgres::{migrate, PgOptions};
     use crate::store::records::chain_hash;
     use crate::store::sqlite::log::tests::{event, STREAM};
+
+    /// Whether to write format 1, the stream, and how the event differs from the usual.
+    type Step = (bool, &'static str, fn(&mut StoredEvent));
 
     /// A format-1 row as a build before schema 0006 wrote it (text columns, whole prev_hash).
     fn insert_format_1(c: &mut Conn, e: &StoredEvent) {
@@ -238,7 +243,7 @@ mod tests {
         migrate::migrate(&mut client).unwrap();
         let mut c = Conn::new(client);
         let mut events: Vec<StoredEvent> = Vec::new();
-        let plan: [(bool, &str, fn(&mut StoredEvent)); 7] = [
+        let plan: [Step; 7] = [
             (true, STREAM, |_| {}),
             (true, "user-user000010", |e| e.event_id = "NOT-A-UUID".into()),
             (true, STREAM, |e| e.meta = RequestMeta::default()),

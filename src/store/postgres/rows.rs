@@ -8,8 +8,7 @@ use postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use crate::store::records::{
-    BResult, BackendError, ClientRow, RefreshRow, RotatedRow, Tail, TokenRow,
-    UserRow, ViewOp,
+    BResult, BackendError, ClientRow, RefreshRow, RotatedRow, Tail, TokenRow, UserRow, ViewOp,
 };
 
 /// A connection and its prepared statements.

@@ -122,7 +122,8 @@ fn carry_versions(conn: &Connection, first: i64, upto: i64) -> BResult<()> {
             }
             (ValueRef::Integer(_), ValueRef::Blob(compact)) => {
                 let mut name = String::new();
-                row_format::decode_into(compact, &mut name).map_err(|e| BackendError::Corrupt(e.to_string()))?;
+                row_format::decode_into(compact, &mut name)
+                    .map_err(|e| BackendError::Corrupt(e.to_string()))?;
                 name
             }
             _ => return Err(BackendError::Corrupt("an event row names no stream".into())),

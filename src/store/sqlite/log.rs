@@ -165,7 +165,9 @@ const LEGACY_EVENT_SELECT: &str = "SELECT e.position, e.event_id, e.stream, NULL
 /// append `WHERE`/`ORDER BY` on `e.position`.
 pub fn event_select(conn: &Connection) -> BResult<&'static str> {
     let compact: bool = conn
-        .prepare_cached("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'streams')")?
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'streams')",
+        )?
         .query_row([], |r| r.get(0))?;
     Ok(if compact { EVENT_SELECT } else { LEGACY_EVENT_SELECT })
 }
@@ -192,7 +194,8 @@ impl RowReader {
         e.version = r.get(4)?;
         match r.get_ref(5)? {
             ValueRef::Integer(code) if compact => {
-                let name = row_format::event_type_name(code).ok_or_else(|| corrupt(5, "an unknown event type code"))?;
+                let name = row_format::event_type_name(code)
+                    .ok_or_else(|| corrupt(5, "an unknown event type code"))?;
                 e.event_type.clear();
                 e.event_type.push_str(name);
             }
@@ -291,7 +294,8 @@ pub fn empty_event() -> StoredEvent {
 /// Up to `limit` events after `after`, in position order.
 pub fn read_after(conn: &Connection, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
     let select = event_select(conn)?;
-    let mut stmt = conn.prepare_cached(&format!("{select} WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{select} WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"))?;
     let mut rows = stmt.query(params![after, limit as i64])?;
     let mut reader = RowReader::default();
     let mut events = Vec::new();

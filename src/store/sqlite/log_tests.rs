@@ -50,8 +50,21 @@ fn insert_format_1(conn: &Connection, e: &StoredEvent) {
             payload, recorded_at, request_id, actor_client, actor_user, grant_type, peer, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
-            e.position, e.event_id, e.stream, e.version, e.event_type, e.schema_version, e.payload,
-            e.recorded_at, m.request_id, m.client_id, m.username, m.grant_type, m.peer, e.prev_hash, e.hash
+            e.position,
+            e.event_id,
+            e.stream,
+            e.version,
+            e.event_type,
+            e.schema_version,
+            e.payload,
+            e.recorded_at,
+            m.request_id,
+            m.client_id,
+            m.username,
+            m.grant_type,
+            m.peer,
+            e.prev_hash,
+            e.hash
         ],
     )
     .unwrap();
@@ -75,7 +88,9 @@ fn mixed_log() -> (Connection, Vec<StoredEvent>) {
         events.push(e);
     };
     append(&conn, true, STREAM, &|_| {});
-    append(&conn, true, "client-08be3ddf1fde41a3a52df7a2200dcfae", &|e| e.event_type = "ClientRegistered".into());
+    append(&conn, true, "client-08be3ddf1fde41a3a52df7a2200dcfae", &|e| {
+        e.event_type = "ClientRegistered".into()
+    });
     append(&conn, true, "user-user000010", &|e| e.event_id = "NOT-A-UUID".into());
     append(&conn, true, STREAM, &|e| e.meta = RequestMeta::default());
     migrate(&conn).unwrap();
@@ -144,7 +159,8 @@ fn format_2_rows_hold_compact_values_and_old_rows_stay_as_they_were() {
         (format, stream, event_type, payload, recorded_at, request_id, prev),
         (2, s("integer"), s("text"), s("text"), s("text"), s("text"), 4)
     );
-    let payload_bytes: i64 = conn.query_row("SELECT length(payload) FROM events WHERE position = 5", [], |r| r.get(0)).unwrap();
+    let payload_bytes: i64 =
+        conn.query_row("SELECT length(payload) FROM events WHERE position = 5", [], |r| r.get(0)).unwrap();
     assert!(payload_bytes * 2 < ISSUED.len() as i64, "{payload_bytes} bytes");
 }
 
@@ -164,7 +180,8 @@ fn a_row_that_does_not_chain_from_its_predecessor_keeps_its_whole_prev_hash() {
     let (conn, _) = mixed_log();
     let forged = event(9, &[9; 32], "grant-forged", 1, |_| {});
     insert(&conn, &forged).unwrap();
-    let stored: Vec<u8> = conn.query_row("SELECT prev_hash FROM events WHERE position = 9", [], |r| r.get(0)).unwrap();
+    let stored: Vec<u8> =
+        conn.query_row("SELECT prev_hash FROM events WHERE position = 9", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, vec![9; 32]);
     assert_eq!(read_after(&conn, 8, 1).unwrap(), vec![forged]);
 }

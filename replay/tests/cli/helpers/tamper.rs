@@ -59,9 +59,11 @@ pub fn flip_payload_byte(conn: &Connection, position: i64) {
 /// raw bytes of its last digest, sealed value or id), without decoding it.
 pub fn flip_compact_payload_bit(conn: &Connection, position: i64) {
     let mut compact: Vec<u8> = conn
-        .query_row("SELECT payload FROM events WHERE position = ?1 AND typeof(payload) = 'blob'", [position], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT payload FROM events WHERE position = ?1 AND typeof(payload) = 'blob'",
+            [position],
+            |r| r.get(0),
+        )
         .expect("a compact payload");
     let at = compact.iter().rposition(|b| b.is_ascii_alphanumeric()).expect("a letter or digit");
     compact[at] ^= 1;

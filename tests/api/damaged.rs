@@ -51,7 +51,8 @@ async fn a_tampered_event_is_refused_naming_its_position() {
             rewrite,
         )
     } else {
-        let rewrite = format!("payload = replace(payload, x'{from}', x'{to}')");
+        // replace() answers TEXT: cast back to the BLOB a compact payload is.
+        let rewrite = format!("payload = CAST(replace(payload, x'{from}', x'{to}') AS BLOB)");
         ("DROP TRIGGER events_refuse_update", format!("event_type = {code}"), rewrite)
     };
     let position = app.sql_i64(&format!("SELECT MAX(position) FROM events WHERE {issued}"));

@@ -72,6 +72,17 @@ const WORDS: [&str; 36] = [
     "client_deleted",
 ];
 
+/// The bytes a word of `WORDS` starts with: only there is the dictionary searched.
+const WORD_STARTS: [bool; 256] = {
+    let mut starts = [false; 256];
+    let mut i = 0;
+    while i < WORDS.len() {
+        starts[WORDS[i].as_bytes()[0] as usize] = true;
+        i += 1;
+    }
+    starts
+};
+
 /// Event type names stored as their index in format-2 rows (append-only, like `WORDS`).
 const EVENT_TYPES: [&str; 20] = [
     "ClientRegistered",
@@ -225,12 +236,17 @@ fn encode_one(text: &[u8], i: usize, out: &mut Vec<u8>, last_uuid: &mut Option<[
     if let Some(used) = integer_at(text, i, out) {
         return used;
     }
-    if let Some((index, word)) =
-        WORDS.iter().enumerate().filter(|(_, w)| rest.starts_with(w.as_bytes())).max_by_key(|(_, w)| w.len())
-    {
-        out.push(TAG_WORD);
-        out.push(index as u8);
-        return word.len();
+    if WORD_STARTS[usize::from(rest[0])] {
+        let longest = WORDS
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| rest.starts_with(w.as_bytes()))
+            .max_by_key(|(_, w)| w.len());
+        if let Some((index, word)) = longest {
+            out.push(TAG_WORD);
+            out.push(index as u8);
+            return word.len();
+        }
     }
     if rest[0] < FIRST_LITERAL {
         out.push(TAG_ESCAPE);

@@ -25,12 +25,17 @@ pub fn tail(conn: &Connection) -> BResult<Tail> {
 /// A stream's highest version, in the live log (under its name in format-1 rows, its id in
 /// format-2 rows) or carried over the archive boundary.
 pub fn stream_version(conn: &Connection, stream: &str) -> BResult<i64> {
+    // The id first: compared with a subquery, the untyped `stream` column's index goes unused.
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT id FROM streams WHERE name = ?1")?
+        .query_row([stream_key(stream)], |r| r.get(0))
+        .optional()?;
     let mut stmt = conn.prepare_cached(
         "SELECT MAX(v) FROM (SELECT COALESCE(MAX(version), 0) AS v FROM events WHERE stream = ?1
-         UNION ALL SELECT MAX(version) FROM events WHERE stream = (SELECT id FROM streams WHERE name = ?2)
+         UNION ALL SELECT MAX(version) FROM events WHERE stream = ?2
          UNION ALL SELECT version FROM archived_streams WHERE stream = ?1)",
     )?;
-    Ok(stmt.query_row(params![stream, stream_key(stream)], |r| r.get(0))?)
+    Ok(stmt.query_row(params![stream, id], |r| r.get(0))?)
 }
 
 /// Appends an event as a format-2 row (see `schema/sqlite/0007_compact_rows.sql`).

@@ -19,6 +19,7 @@ pub mod mint;
 pub mod postgres;
 pub mod reads;
 pub mod records;
+pub mod row_format;
 pub mod sqlite;
 pub mod steps;
 pub mod writer;

@@ -14,5 +14,6 @@ mod rebuild;
 mod rebuild_archived;
 mod record;
 mod replay_at;
+mod row_formats;
 mod stats;
 mod verify;

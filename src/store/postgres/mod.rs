@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod authz;
+pub mod event_rows;
 pub mod heartbeat;
 pub mod migrate;
 pub mod readers;

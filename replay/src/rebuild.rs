@@ -22,7 +22,7 @@ use token_ledger::config::redact_url;
 use token_ledger::store::image::{Cell, Image, Table, TABLES};
 use token_ledger::store::log::{StoredEvent, GENESIS};
 use token_ledger::store::sqlite::archive as sqlite_archive;
-use token_ledger::store::sqlite::log::{self as sqlite_log, for_each_after};
+use token_ledger::store::sqlite::log::for_each_after;
 use token_ledger::store::sqlite::open_writer;
 use token_ledger::store::sqlite::projection::set_checkpoint;
 use token_ledger::store::steps::{ArchiveStep, SnapshotRecord};
@@ -218,21 +218,32 @@ fn fold_and_compare(
     snapshot
 }
 
-/// Calls `each` for the events after `after`, in position order (one prepared statement,
-/// rows of either format read by the library's `RowReader`).
+/// Calls `each` for the events after `after`, in position order, reading only what the fold
+/// needs (one prepared statement, columns by index; no envelope metadata, no `prev_hash`).
 fn read_events(
     conn: &Connection,
     after: i64,
     mut each: impl FnMut(StoredEvent) -> Result<(), ReplayError>,
 ) -> Result<(), ReplayError> {
-    let select = sqlite_log::event_select(conn)?;
-    let mut stmt = conn.prepare(&format!("{select} WHERE e.position > ?1 ORDER BY e.position"))?;
+    let mut stmt = conn.prepare(
+        "SELECT position, stream, version, event_type, schema_version, payload, recorded_at, hash
+         FROM events WHERE position > ?1 ORDER BY position",
+    )?;
     let mut rows = stmt.query([after])?;
-    let mut reader = sqlite_log::RowReader::default();
     while let Some(r) = rows.next()? {
-        let mut event = sqlite_log::empty_event();
-        reader.refill(conn, r, &mut event)?;
-        each(event)?;
+        each(StoredEvent {
+            position: r.get(0)?,
+            event_id: String::new(),
+            stream: r.get(1)?,
+            version: r.get(2)?,
+            event_type: r.get(3)?,
+            schema_version: r.get(4)?,
+            payload: r.get(5)?,
+            recorded_at: r.get(6)?,
+            meta: Default::default(),
+            prev_hash: Vec::new(),
+            hash: r.get(7)?,
+        })?;
     }
     Ok(())
 }

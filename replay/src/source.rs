@@ -8,13 +8,14 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use rusqlite::Connection;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row};
 use token_ledger::config::redact_url;
 use token_ledger::store::backend::ReadStore as _;
 use token_ledger::store::log::StoredEvent;
 use token_ledger::store::postgres::{PgOptions, PgReads};
 use token_ledger::store::sqlite::archive;
-use token_ledger::store::sqlite::log::{empty_event, event_select, for_each_after, RowReader};
+use token_ledger::store::sqlite::log::for_each_after;
 use token_ledger::store::sqlite::open_reader;
 use token_ledger::store::steps::ArchiveStep;
 use token_ledger::store::StoreError;
@@ -287,27 +288,103 @@ pub fn walk_database(
     }
 }
 
+/// The columns `scan_database` reads, in `StoredEvent`'s order (the library's `read_after`).
+const EVENT_COLUMNS: &str = "SELECT position, event_id, stream, version, event_type, schema_version, payload,
+    recorded_at, request_id, actor_client, actor_user, grant_type, peer, prev_hash, hash
+ FROM events WHERE position > ?1 ORDER BY position";
+
 /// Calls `each` for the events of a database after `after`, in position order, lending one
 /// event whose strings and byte vectors are refilled row after row (their capacity kept), so
-/// the scan does not allocate per row. Reads rows of either format through the library's
-/// `RowReader`, as its `read_after` does.
+/// the scan does not allocate per row. Reads the same columns as the library's `read_after`.
 pub fn scan_database(
     conn: &Connection,
     after: i64,
     mut each: impl FnMut(&StoredEvent) -> Result<Flow, ReplayError>,
 ) -> Result<(), ReplayError> {
-    let select = event_select(conn)?;
-    let mut stmt = conn.prepare(&format!("{select} WHERE e.position > ?1 ORDER BY e.position"))?;
+    let mut stmt = conn.prepare(EVENT_COLUMNS)?;
     let mut rows = stmt.query([after])?;
     let mut event = empty_event();
-    let mut reader = RowReader::default();
     while let Some(row) = rows.next()? {
-        reader.refill(conn, row, &mut event)?;
+        refill(row, &mut event)?;
         if each(&event)?.is_break() {
             break;
         }
     }
     Ok(())
+}
+
+fn empty_event() -> StoredEvent {
+    StoredEvent {
+        position: 0,
+        event_id: String::new(),
+        stream: String::new(),
+        version: 0,
+        event_type: String::new(),
+        schema_version: 0,
+        payload: String::new(),
+        recorded_at: String::new(),
+        meta: Default::default(),
+        prev_hash: Vec::new(),
+        hash: Vec::new(),
+    }
+}
+
+/// Reads a row into `e`, reusing its buffers.
+fn refill(r: &Row<'_>, e: &mut StoredEvent) -> rusqlite::Result<()> {
+    e.position = r.get(0)?;
+    text(r, 1, &mut e.event_id)?;
+    text(r, 2, &mut e.stream)?;
+    e.version = r.get(3)?;
+    text(r, 4, &mut e.event_type)?;
+    e.schema_version = r.get(5)?;
+    text(r, 6, &mut e.payload)?;
+    text(r, 7, &mut e.recorded_at)?;
+    let m = &mut e.meta;
+    for (index, field) in
+        [&mut m.request_id, &mut m.client_id, &mut m.username, &mut m.grant_type, &mut m.peer]
+            .into_iter()
+            .enumerate()
+    {
+        optional_text(r, 8 + index, field)?;
+    }
+    blob(r, 13, &mut e.prev_hash)?;
+    blob(r, 14, &mut e.hash)
+}
+
+/// A column's value as the type `get::<String>` would insist on, with its error.
+fn wrong_type(index: usize, value: ValueRef<'_>) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(index, format!("column {index}"), value.data_type())
+}
+
+fn text(r: &Row<'_>, index: usize, into: &mut String) -> rusqlite::Result<()> {
+    match r.get_ref(index)? {
+        ValueRef::Text(bytes) => {
+            let text = std::str::from_utf8(bytes).map_err(rusqlite::Error::Utf8Error)?;
+            into.clear();
+            into.push_str(text);
+            Ok(())
+        }
+        other => Err(wrong_type(index, other)),
+    }
+}
+
+fn optional_text(r: &Row<'_>, index: usize, into: &mut Option<String>) -> rusqlite::Result<()> {
+    if let ValueRef::Null = r.get_ref(index)? {
+        *into = None;
+        return Ok(());
+    }
+    text(r, index, into.get_or_insert_with(String::new))
+}
+
+fn blob(r: &Row<'_>, index: usize, into: &mut Vec<u8>) -> rusqlite::Result<()> {
+    match r.get_ref(index)? {
+        ValueRef::Blob(bytes) => {
+            into.clear();
+            into.extend_from_slice(bytes);
+            Ok(())
+        }
+        other => Err(wrong_type(index, other)),
+    }
 }
 
 /// Events handed from the reading thread to the checking thread at a time.

@@ -3,13 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde::Serialize;
 
 use token_ledger::store::postgres::stats::live_stats;
 use token_ledger::store::postgres::PgOptions;
-use token_ledger::store::row_format;
 use token_ledger::store::steps::StepKind;
 use token_ledger::store::StoreError;
 
@@ -93,23 +91,12 @@ fn from_database(conn: &Connection, path: &Path) -> Result<Stats, ReplayError> {
     conn.execute_batch("BEGIN")?;
     let result = (|| {
         let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        // Format-2 rows hold the time in milliseconds and the type as a number (row_format.rs).
-        let mut stmt = conn.prepare(
-            "SELECT CASE typeof(recorded_at) WHEN 'integer'
-                    THEN strftime('%Y-%m-%d', recorded_at / 1000, 'unixepoch')
-                    ELSE substr(recorded_at, 1, 10) END,
-                event_type, COUNT(*) FROM events GROUP BY 1, 2",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            let event_type = match r.get_ref(1)? {
-                ValueRef::Integer(code) => row_format::event_type_name(code).unwrap_or("unknown").to_owned(),
-                _ => r.get::<_, String>(1)?,
-            };
-            Ok((r.get::<_, String>(0)?, event_type, r.get::<_, u64>(2)?))
-        })?;
+        let mut stmt = conn
+            .prepare("SELECT substr(recorded_at, 1, 10), event_type, COUNT(*) FROM events GROUP BY 1, 2")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
         for row in rows {
             let (day, event_type, count) = row?;
-            *by_day.entry(day).or_default().entry(event_type).or_default() += count;
+            by_day.entry(day).or_default().insert(event_type, count);
         }
         let active_by_client = live_by_client(conn, time::now())?;
         let checkpoint = token_ledger::store::sqlite::projection::checkpoint(conn)?;
@@ -141,7 +128,7 @@ fn from_postgres(options: &PgOptions) -> Result<Stats, ReplayError> {
     let live = live_stats(options, time::now()).map_err(StoreError::from)?;
     let mut by_day: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (day, event_type, count) in live.by_day {
-        *by_day.entry(day).or_default().entry(event_type).or_default() += count as u64;
+        by_day.entry(day).or_default().insert(event_type, count as u64);
     }
     let active_by_client = live.active_by_client.into_iter().map(|(c, n)| (c, n as u64)).collect();
     Ok(assemble(

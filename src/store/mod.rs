@@ -19,7 +19,6 @@ pub mod mint;
 pub mod postgres;
 pub mod reads;
 pub mod records;
-pub mod row_format;
 pub mod sqlite;
 pub mod steps;
 pub mod writer;

@@ -14,6 +14,5 @@ mod rebuild;
 mod rebuild_archived;
 mod record;
 mod replay_at;
-mod row_formats;
 mod stats;
 mod verify;

@@ -5,7 +5,6 @@ use postgres::Row;
 use super::rows::Conn;
 use super::PgStore;
 use crate::store::records::{BResult, BackendError};
-use crate::store::row_format;
 use crate::store::steps::{ArchiveStep, ArchiveStore, SnapshotRecord, StepKind};
 
 fn step(r: &Row) -> BResult<ArchiveStep> {
@@ -84,31 +83,12 @@ pub fn remove_archived(c: &mut Conn, limit: usize) -> BResult<u64> {
         return Ok(0);
     };
     let upto = last.min(first.saturating_add(limit as i64 - 1));
-    // A format-2 row names its stream by a `streams` id; archived_streams keeps the name.
-    let groups = c.query(
-        "SELECT e.stream, s.name, s.compact_name, MAX(e.version) FROM events e
-         LEFT JOIN streams s ON s.id = e.stream_id
-         WHERE e.position BETWEEN $1 AND $2 GROUP BY e.stream, s.name, s.compact_name",
+    c.execute(
+        "INSERT INTO archived_streams (stream, version)
+         SELECT stream, MAX(version) FROM events WHERE position BETWEEN $1 AND $2 GROUP BY stream
+         ON CONFLICT (stream) DO UPDATE SET version = GREATEST(archived_streams.version, EXCLUDED.version)",
         &[&first, &upto],
     )?;
-    for r in groups {
-        let name = match (r.try_get::<_, Option<String>>(0)?, r.try_get::<_, Option<String>>(1)?) {
-            (Some(name), _) | (None, Some(name)) => name,
-            (None, None) => {
-                let compact: Vec<u8> = r.try_get(2)?;
-                let mut name = String::new();
-                row_format::decode_into(&compact, &mut name)
-                    .map_err(|e| BackendError::Corrupt(e.to_string()))?;
-                name
-            }
-        };
-        let version: i64 = r.try_get(3)?;
-        c.execute(
-            "INSERT INTO archived_streams (stream, version) VALUES ($1, $2)
-             ON CONFLICT (stream) DO UPDATE SET version = GREATEST(archived_streams.version, EXCLUDED.version)",
-            &[&name, &version],
-        )?;
-    }
     c.execute("DELETE FROM events WHERE position BETWEEN $1 AND $2", &[&first, &upto])
 }
 

@@ -9,7 +9,6 @@
 
 pub mod archive;
 pub mod authz;
-pub mod event_rows;
 pub mod heartbeat;
 pub mod migrate;
 pub mod readers;

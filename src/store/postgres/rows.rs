@@ -8,7 +8,8 @@ use postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use crate::store::records::{
-    BResult, BackendError, ClientRow, RefreshRow, RotatedRow, Tail, TokenRow, UserRow, ViewOp,
+    BResult, BackendError, ClientRow, RefreshRow, RequestMeta, RotatedRow, StoredEvent, Tail, TokenRow,
+    UserRow, ViewOp,
 };
 
 /// A connection and its prepared statements.
@@ -199,7 +200,77 @@ pub fn checkpoint(c: &mut Conn) -> BResult<i64> {
     Ok(r.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
 }
 
-pub use super::event_rows::{insert_event, read_after, stream_version};
+/// A stream's highest version, in the live log or carried over the archive boundary.
+pub fn stream_version(c: &mut Conn, stream: &str) -> BResult<i64> {
+    let r = c.query_opt(
+        "SELECT GREATEST((SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = $1),
+                         (SELECT COALESCE(MAX(version), 0) FROM archived_streams WHERE stream = $1))::BIGINT",
+        &[&stream],
+    )?;
+    Ok(r.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+}
+
+pub fn insert_event(c: &mut Conn, e: &StoredEvent) -> BResult<()> {
+    let m = &e.meta;
+    let schema_version = i32::try_from(e.schema_version).map_err(|_| corrupt("schema version too large"))?;
+    c.execute(
+        "INSERT INTO events (position, event_id, stream, version, event_type, schema_version,
+            payload, recorded_at, request_id, actor_client, actor_user, grant_type, peer,
+            prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        &[
+            &e.position,
+            &e.event_id,
+            &e.stream,
+            &e.version,
+            &e.event_type,
+            &schema_version,
+            &e.payload,
+            &e.recorded_at,
+            &m.request_id,
+            &m.client_id,
+            &m.username,
+            &m.grant_type,
+            &m.peer,
+            &e.prev_hash,
+            &e.hash,
+        ],
+    )?;
+    Ok(())
+}
+
+fn stored_event(r: &Row) -> BResult<StoredEvent> {
+    let schema_version: i32 = r.try_get(5)?;
+    Ok(StoredEvent {
+        position: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        stream: r.try_get(2)?,
+        version: r.try_get(3)?,
+        event_type: r.try_get(4)?,
+        schema_version: u32::try_from(schema_version).map_err(|_| corrupt("negative schema version"))?,
+        payload: r.try_get(6)?,
+        recorded_at: r.try_get(7)?,
+        meta: RequestMeta {
+            request_id: r.try_get(8)?,
+            client_id: r.try_get(9)?,
+            username: r.try_get(10)?,
+            grant_type: r.try_get(11)?,
+            peer: r.try_get(12)?,
+        },
+        prev_hash: r.try_get(13)?,
+        hash: r.try_get(14)?,
+    })
+}
+
+pub fn read_after(c: &mut Conn, after: i64, limit: usize) -> BResult<Vec<StoredEvent>> {
+    let rows = c.query(
+        "SELECT position, event_id, stream, version, event_type, schema_version, payload,
+            recorded_at, request_id, actor_client, actor_user, grant_type, peer, prev_hash, hash
+         FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+        &[&after, &(limit as i64)],
+    )?;
+    rows.iter().map(stored_event).collect()
+}
 
 pub fn anchor(c: &mut Conn) -> BResult<(i64, Vec<u8>)> {
     let r = c

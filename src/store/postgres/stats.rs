@@ -10,7 +10,6 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::store::records::BResult;
-use crate::store::row_format;
 
 /// Buckets of 2^k microseconds, k = 0..=23 (up to ~8 s).
 const BUCKETS: usize = 24;
@@ -121,22 +120,10 @@ pub fn live_stats(options: &super::PgOptions, now: i64) -> BResult<LiveStats> {
         .isolation_level(postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()?;
-    // Format-2 rows hold the time in milliseconds and the type as a number (row_format.rs).
     let by_day = tx
-        .query(
-            "SELECT COALESCE(left(recorded_at, 10),
-                    to_char(to_timestamp(recorded_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
-                event_type, type_code, COUNT(*) FROM events GROUP BY 1, 2, 3",
-            &[],
-        )?
+        .query("SELECT left(recorded_at, 10), event_type, COUNT(*) FROM events GROUP BY 1, 2", &[])?
         .iter()
-        .map(|r| {
-            let event_type = match r.try_get::<_, Option<i16>>(2)? {
-                Some(code) => row_format::event_type_name(code.into()).unwrap_or("unknown").to_owned(),
-                None => r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
-            };
-            Ok((r.try_get(0)?, event_type, r.try_get(3)?))
-        })
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect::<BResult<_>>()?;
     let active_by_client = tx
         .query(

@@ -2,10 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use rusqlite::types::ValueRef;
-
 use crate::store::records::{BResult, BackendError};
-use crate::store::row_format;
 use crate::store::steps::{ArchiveStep, SnapshotRecord, StepKind};
 
 const COLUMNS: &str = "first_position, last_position, event_count, prev_hash, last_hash,
@@ -96,41 +93,15 @@ pub fn remove_archived(conn: &Connection, limit: usize) -> BResult<u64> {
         return Ok(0);
     };
     let upto = last.min(first.saturating_add(limit as i64 - 1));
-    carry_versions(conn, first, upto)?;
+    conn.prepare_cached(
+        "INSERT INTO archived_streams (stream, version)
+         SELECT stream, MAX(version) FROM events WHERE position BETWEEN ?1 AND ?2 GROUP BY stream
+         ON CONFLICT (stream) DO UPDATE SET version = MAX(version, excluded.version)",
+    )?
+    .execute([first, upto])?;
     let removed =
         conn.prepare_cached("DELETE FROM events WHERE position BETWEEN ?1 AND ?2")?.execute([first, upto])?;
     Ok(removed as u64)
-}
-
-/// Records the last version of every stream with events in `first..=upto` in
-/// `archived_streams`, by name (a format-2 row names its stream by a `streams` id).
-fn carry_versions(conn: &Connection, first: i64, upto: i64) -> BResult<()> {
-    let mut groups = conn.prepare_cached(
-        "SELECT e.stream, s.name, MAX(e.version) FROM events e
-         LEFT JOIN streams s ON s.id = e.stream AND e.row_format = 2
-         WHERE e.position BETWEEN ?1 AND ?2 GROUP BY e.stream",
-    )?;
-    let mut carry = conn.prepare_cached(
-        "INSERT INTO archived_streams (stream, version) VALUES (?1, ?2)
-         ON CONFLICT (stream) DO UPDATE SET version = MAX(version, excluded.version)",
-    )?;
-    let mut rows = groups.query([first, upto])?;
-    while let Some(r) = rows.next()? {
-        let name = match (r.get_ref(0)?, r.get_ref(1)?) {
-            (ValueRef::Text(name), _) | (ValueRef::Integer(_), ValueRef::Text(name)) => {
-                String::from_utf8(name.to_vec()).map_err(|e| BackendError::Corrupt(e.to_string()))?
-            }
-            (ValueRef::Integer(_), ValueRef::Blob(compact)) => {
-                let mut name = String::new();
-                row_format::decode_into(compact, &mut name)
-                    .map_err(|e| BackendError::Corrupt(e.to_string()))?;
-                name
-            }
-            _ => return Err(BackendError::Corrupt("an event row names no stream".into())),
-        };
-        carry.execute(params![name, r.get::<_, i64>(2)?])?;
-    }
-    Ok(())
 }
 
 /// The snapshot of the latest step that has one (none before the snapshot schema).

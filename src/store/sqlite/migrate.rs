@@ -12,7 +12,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/sqlite/0004_authorization_code.sql"),
     include_str!("../../../schema/sqlite/0005_archive.sql"),
     include_str!("../../../schema/sqlite/0006_archive_snapshots.sql"),
-    include_str!("../../../schema/sqlite/0007_compact_rows.sql"),
     include_str!("../../../schema/sqlite/0008_expiry_indexes.sql"),
 ];
 
@@ -22,18 +21,11 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 /// Applies the migrations the database lacks, each in its own transaction. A database newer
 /// than this binary is refused rather than misread.
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    migrate_to(conn, LATEST)
-}
-
-/// Applies the migrations up to schema version `version` (at most [`LATEST`]): a database as an
-/// older build left it, for the tests that upgrade one.
-pub fn migrate_to(conn: &Connection, version: i64) -> Result<(), StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > LATEST {
         return Err(StoreError::SchemaTooNew { found, supported: LATEST });
     }
-    let wanted = version.clamp(0, LATEST) as usize;
-    for (index, sql) in MIGRATIONS.iter().enumerate().take(wanted).skip(found as usize) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let version = index as i64 + 1;
         conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"))
             .inspect_err(|_| {

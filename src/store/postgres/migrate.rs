@@ -14,7 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/postgres/0003_node_heartbeats.sql"),
     include_str!("../../../schema/postgres/0004_archive.sql"),
     include_str!("../../../schema/postgres/0005_archive_snapshots.sql"),
-    include_str!("../../../schema/postgres/0007_expiry_indexes.sql"),
+    include_str!("../../../schema/postgres/0006_expiry_indexes.sql"),
 ];
 
 /// The schema version this build writes.

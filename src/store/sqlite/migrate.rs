@@ -12,7 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/sqlite/0004_authorization_code.sql"),
     include_str!("../../../schema/sqlite/0005_archive.sql"),
     include_str!("../../../schema/sqlite/0006_archive_snapshots.sql"),
-    include_str!("../../../schema/sqlite/0008_expiry_indexes.sql"),
+    include_str!("../../../schema/sqlite/0007_expiry_indexes.sql"),
 ];
 
 /// The schema version this build writes.

@@ -55,7 +55,7 @@ pub enum SegmentError {
     Invalid { path: PathBuf, reason: String },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
     move |source| SegmentError::Io { path: path.to_owned(), source }
 }
 
@@ -173,9 +173,9 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), SegmentError> {
     std::fs::rename(&temp, path).map_err(io(path))
 }
 
-/// A new file readable by its owner only: a segment holds what the database holds (digests,
-/// password hashes, sealed token values).
-fn create_private(path: &Path) -> std::io::Result<File> {
+/// A new file readable by its owner only: a segment or a snapshot holds what the database
+/// holds (digests, password hashes, sealed token values).
+pub(super) fn create_private(path: &Path) -> std::io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -184,7 +184,7 @@ fn create_private(path: &Path) -> std::io::Result<File> {
 }
 
 /// Makes the renames in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), SegmentError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::segment::{Hashing, SegmentError};
+use super::segment::{create_private, io, sync_dir, Hashing, SegmentError};
 use crate::store::image::Image;
 use crate::store::steps::SnapshotRecord;
 
@@ -23,10 +23,6 @@ const LEVEL: i32 = 1;
 /// The file name of the snapshot at `position`: zero-padded, so names sort by position.
 pub fn name(position: i64) -> String {
     format!("snapshot-{position:020}.views.zst")
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SegmentError + '_ {
-    move |source| SegmentError::Io { path: path.to_owned(), source }
 }
 
 /// Writes `image` durably into `dir` (created if missing) and returns the record to store.
@@ -56,7 +52,7 @@ pub fn write(dir: &Path, image: &Image) -> Result<SnapshotRecord, SegmentError> 
     };
     let target = dir.join(&file);
     std::fs::rename(&temp, &target).map_err(io(&target))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    sync_dir(dir)?;
     Ok(SnapshotRecord { last_position: image.position, file, sha256, row_count: image.row_count() as i64 })
 }
 
@@ -97,13 +93,4 @@ pub fn prune(dir: &Path, keep: i64) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-}
-
-/// A new file readable by its owner only: a snapshot holds what the views hold.
-fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
 }
